@@ -1,0 +1,144 @@
+"""The METRICS line protocol of all three benchmarks: write and parse, in one place.
+
+The original drivers print `KIND key=value ...` lines (floats fixed-point, 6
+decimals unless a task says otherwise) plus a few free-form DP-SGD lines.
+Writing and reading both live here so that our logs stay byte-compatible with
+the original benchmark's and logs of the original can be imported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import IO, Iterable, Mapping
+
+# Line kinds that use the `KIND key=value ...` shape.
+KEY_VALUE_KINDS = (
+    "TASK_CONFIG",
+    "DATASET_METRICS",
+    "TRAIN_METRICS",
+    "RUN_METRICS",
+    "FINAL_METRICS",
+    "TEST_METRICS",
+)
+# Kinds whose last occurrence holds a run's final metrics, in order of preference.
+FINAL_KINDS = ("FINAL_METRICS", "TEST_METRICS")
+
+
+@dataclass(frozen=True)
+class MetricsLine:
+    """One parsed line: its kind and its fields in printed order."""
+
+    kind: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+def format_value(value: object, decimals: int = 6) -> str:
+    """Format like the originals: ints plainly, floats fixed-point (nan/inf as Python prints them)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{decimals}f}"
+    return str(value)
+
+
+def format_line(kind: str, fields: Mapping[str, object], decimals: Mapping[str, int] | None = None) -> str:
+    """`KIND k1=v1 k2=v2 ...`; `decimals` overrides the 6-decimal default per key."""
+    decimals = decimals or {}
+    parts = [f"{key}={format_value(value, decimals.get(key, 6))}" for key, value in fields.items()]
+    return " ".join([kind, *parts])
+
+
+def emit(kind: str, fields: Mapping[str, object], decimals: Mapping[str, int] | None = None,
+         stream: IO[str] | None = None) -> str:
+    """Print one metrics line and flush at once, as the original drivers do."""
+    line = format_line(kind, fields, decimals)
+    stream = stream or sys.stdout
+    print(line, file=stream, flush=True)
+    return line
+
+
+# The free-form DP-SGD lines (dpsgd.md §9); `format_line` covers every other kind.
+def format_calibration(sigma: float, epsilon: float, delta: float, steps: int, q: float) -> str:
+    return (f"Calibrated noise_multiplier sigma={sigma:.4f} for epsilon={epsilon}, delta={delta}, "
+            f"steps={steps}, q={q:.4f}")
+
+
+def format_model(model: str, n_params: int) -> str:
+    return f"Model: {model}, Parameters: {n_params}"
+
+
+def format_epoch(epoch: int, epochs: int, train_loss: float, train_acc: float, test_loss: float,
+                 test_acc: float, epsilon_spent: float, sigma: float) -> str:
+    return (f"Epoch {epoch}/{epochs}: train_loss={train_loss:.4f} train_acc={train_acc:.2f}% "
+            f"test_loss={test_loss:.4f} test_acc={test_acc:.2f}% epsilon_spent={epsilon_spent:.2f} "
+            f"sigma={sigma:.4f}")
+
+
+def format_final_results(accuracy: float, best_accuracy: float, epsilon: float) -> str:
+    return f"Final Results: accuracy={accuracy:.2f}%, best_accuracy={best_accuracy:.2f}%, epsilon={epsilon:.2f}"
+
+
+def parse_value(text: str) -> object:
+    """Turn a printed value back into int, float or (failing both) str; a trailing % is dropped."""
+    text = text.rstrip(",").removesuffix("%")
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+_PAIR = re.compile(r"([A-Za-z_][\w]*)=(\S+)")
+# Free-form DP-SGD lines, parsed into the same (kind, fields) shape.
+_DPSGD_PATTERNS = (
+    ("CALIBRATION", re.compile(r"^Calibrated noise_multiplier (?P<rest>.*)$")),
+    ("MODEL", re.compile(r"^Model: (?P<model>\w+), Parameters: (?P<n_params>\d+)$")),
+    ("EPOCH", re.compile(r"^Epoch (?P<epoch>\d+)/(?P<epochs>\d+): (?P<rest>.*)$")),
+    ("FINAL_RESULTS", re.compile(r"^Final Results: (?P<rest>.*)$")),
+)
+
+
+def _pairs(text: str) -> dict[str, object]:
+    return {key: parse_value(value) for key, value in _PAIR.findall(text)}
+
+
+def parse_line(line: str) -> MetricsLine | None:
+    """Parse one line of a driver's stdout; None for lines that carry no metrics."""
+    line = line.strip()
+    head, _, rest = line.partition(" ")
+    if head in KEY_VALUE_KINDS:
+        return MetricsLine(head, _pairs(rest))
+    for kind, pattern in _DPSGD_PATTERNS:
+        match = pattern.match(line)
+        if match:
+            groups = match.groupdict()
+            fields = {k: parse_value(v) for k, v in groups.items() if k != "rest"}
+            fields.update(_pairs(groups.get("rest") or ""))
+            return MetricsLine(kind, fields)
+    return None
+
+
+def parse_log(lines: Iterable[str] | str) -> list[MetricsLine]:
+    """Every metrics line of a log (text or iterable of lines), in order."""
+    if isinstance(lines, str):
+        lines = lines.splitlines()
+    return [parsed for parsed in map(parse_line, lines) if parsed is not None]
+
+
+def final_metrics(parsed: Iterable[MetricsLine]) -> dict[str, object]:
+    """The run's headline metrics: the last FINAL_METRICS line, else the last TEST_METRICS line."""
+    last: dict[str, MetricsLine] = {}
+    for line in parsed:
+        if line.kind in FINAL_KINDS:
+            last[line.kind] = line
+    for kind in FINAL_KINDS:
+        if kind in last:
+            return dict(last[kind].fields)
+    return {}
+
