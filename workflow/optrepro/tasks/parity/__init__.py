@@ -1,0 +1,1 @@
+"""Sparse parity with a 2-layer MLP (shared/tasks/parity.md)."""

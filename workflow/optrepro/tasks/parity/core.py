@@ -1,0 +1,252 @@
+"""The names of the original sparse-parity module (parity.md §2-§8).
+
+Strategy files run in a namespace built from this module, so every name the
+original offered them exists here with its original behaviour: the config
+dataclasses, the model, seeding, secrets, labels, test sets, validation and
+`train_one_run`, the plain one-run-at-a-time loop of the original driver. The
+fast path (`batched.py`) trains many runs at once and is checked against
+`train_one_run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    n_features: int = 32
+    secret_size: int = 8
+    hidden_width: int = 512
+    batch_size: int = 128
+    max_steps: int = 30_000
+    max_train_examples: int = 12_800_000
+    num_hidden_secrets: int = 5
+    num_orderings: int = 3
+    test_set_size: int = 16_384
+    log_interval: int = 250
+    min_steps_before_stop: int = 1_000
+    early_stop_acc: float = 0.999
+    early_stop_windows: int = 4
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    lr: float
+    wd: float
+    beta1: float
+    beta2: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    secret_index: int
+    order_index: int
+    steps: int
+    test_accuracy: float
+
+
+DEFAULT_TASK = TaskConfig()
+
+SMOKE_OVERRIDES = dict(num_hidden_secrets=2, num_orderings=2, test_set_size=2_048, max_steps=4_000,
+                       log_interval=100, min_steps_before_stop=400, early_stop_windows=3)
+
+
+def build_model(config: TaskConfig) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(config.n_features, config.hidden_width),
+        nn.ReLU(),
+        nn.Linear(config.hidden_width, 1),
+        nn.Sigmoid(),
+    )
+
+
+def set_global_seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def sample_hidden_secrets(config: TaskConfig, seed: int) -> list[tuple[int, ...]]:
+    """Distinct sorted K-subsets of range(N), in acceptance order, from random.Random(seed + 17)."""
+    if config.num_hidden_secrets > math.comb(config.n_features, config.secret_size):
+        raise ValueError("num_hidden_secrets exceeds the number of distinct secrets C(N, K).")
+    rng = random.Random(seed + 17)
+    secrets: list[tuple[int, ...]] = []
+    while len(secrets) < config.num_hidden_secrets:
+        secret = tuple(sorted(int(v) for v in rng.sample(range(config.n_features), config.secret_size)))
+        if secret not in secrets:
+            secrets.append(secret)
+    return secrets
+
+
+def parity_labels(x: torch.Tensor, secret: tuple[int, ...]) -> torch.Tensor:
+    index = torch.tensor(secret, dtype=torch.long)
+    return (x.index_select(1, index).sum(dim=1) % 2).to(torch.float32)
+
+
+def make_test_set(config: TaskConfig, secret: tuple[int, ...], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 2, (config.test_set_size, config.n_features), generator=generator,
+                      dtype=torch.int64).to(torch.float32)
+    return x, parity_labels(x, secret)
+
+
+def normalize_dataset(dataset, config: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The original's checks of a `make_dataset` result, in its order (parity.md §8.2)."""
+    if isinstance(dataset, dict):
+        if "x" not in dataset or "y" not in dataset:
+            raise ValueError("Dataset dict must contain 'x' and 'y'.")
+        x, y = dataset["x"], dataset["y"]
+    elif isinstance(dataset, (tuple, list)):
+        if len(dataset) != 2:
+            raise ValueError(f"Dataset tuple must have exactly 2 elements (x, y), got {len(dataset)}.")
+        x, y = dataset
+    else:
+        raise TypeError(f"make_dataset must return (x, y) or a dict with 'x' and 'y', got {type(dataset).__name__}.")
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.float32).reshape(-1)
+    if x.ndim != 2:
+        raise ValueError(f"Training inputs must be 2-D, got shape {tuple(x.shape)}.")
+    if x.shape[1] != config.n_features:
+        raise ValueError(f"Training inputs must have {config.n_features} columns, got {x.shape[1]}.")
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"Training inputs and labels disagree on size: {x.shape[0]} vs {y.shape[0]}.")
+    if x.shape[0] < 1:
+        raise ValueError("Training dataset must contain at least one example.")
+    if x.shape[0] > config.max_train_examples:
+        raise ValueError(f"Training dataset size {x.shape[0]} exceeds limit {config.max_train_examples}.")
+    if not bool(((x == 0) | (x == 1)).all()):
+        raise ValueError("Training inputs must stay in {0, 1}.")
+    if not bool(((y == 0) | (y == 1)).all()):
+        raise ValueError("Training labels must stay in {0, 1}.")
+    return x.contiguous(), y.contiguous()
+
+
+def normalize_optimizer_config(raw) -> OptimizerConfig:
+    """The original's checks of `get_optimizer_config` (parity.md §8.3); NaN fails every check."""
+    missing = sorted(key for key in ("lr", "wd", "beta1", "beta2") if key not in raw)
+    if missing:
+        raise ValueError(f"Optimizer config is missing keys: {missing}")
+    config = OptimizerConfig(**{key: float(raw[key]) for key in ("lr", "wd", "beta1", "beta2")})
+    if not config.lr > 0:
+        raise ValueError(f"lr must be > 0, got {config.lr}.")
+    if not config.wd >= 0:
+        raise ValueError(f"wd must be >= 0, got {config.wd}.")
+    if not 0 < config.beta1 < 1:
+        raise ValueError(f"beta1 must be in (0, 1), got {config.beta1}.")
+    if not 0 < config.beta2 < 1:
+        raise ValueError(f"beta2 must be in (0, 1), got {config.beta2}.")
+    return config
+
+
+@torch.no_grad()
+def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device,
+                      chunk: int = 4096) -> float:
+    model.eval()
+    correct = 0
+    for start in range(0, x.shape[0], chunk):
+        xb = x[start:start + chunk].to(device)
+        yb = y[start:start + chunk].to(device)
+        correct += int(((model(xb).reshape(-1) >= 0.5) == (yb >= 0.5)).sum())
+    return correct / x.shape[0]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but CUDA is not available.")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def maybe_apply_smoke_mode(config: TaskConfig, smoke: bool) -> TaskConfig:
+    return replace(config, **SMOKE_OVERRIDES) if smoke else config
+
+
+def is_log_step(step: int, config: TaskConfig) -> bool:
+    return step == 1 or step % config.log_interval == 0 or step == config.max_steps
+
+
+def maybe_log_final_window(log: Callable[[int, float, float], None], step: int, last_logged: int,
+                           loss_sum: float, acc_sum: float, count: int) -> None:
+    """The original's extra line for a non-empty window left open at the end of a run.
+
+    Every stop falls on a log event (max_steps is one), so under this driver it never fires;
+    it is kept because strategy files may name it.
+    """
+    if step != last_logged and count > 0:
+        log(step, loss_sum / count, acc_sum / count)
+
+
+def train_one_run(model: nn.Sequential, optimizer_config: OptimizerConfig, x: torch.Tensor, y: torch.Tensor,
+                  test_x: torch.Tensor, test_y: torch.Tensor, config: TaskConfig, order_seed: int,
+                  device: torch.device, log: Callable[[int, float, float], None]) -> tuple[int, float]:
+    """One run exactly as the original loop did it (parity.md §7); returns (steps, test_accuracy).
+
+    `log(step, avg_loss, avg_acc)` receives every TRAIN_METRICS window.
+    """
+    optimizer = torch.optim.AdamW(model.parameters(), lr=optimizer_config.lr,
+                                  betas=(optimizer_config.beta1, optimizer_config.beta2),
+                                  weight_decay=optimizer_config.wd, foreach=False)
+    loss_fn = nn.BCELoss()
+    order = torch.Generator().manual_seed(order_seed)
+    n = x.shape[0]
+    step = last_logged = stable = count = 0
+    loss_sum = acc_sum = 0.0
+    done = False
+    model.train()
+    while not done:
+        permutation = torch.randperm(n, generator=order)
+        for start in range(0, n, config.batch_size):
+            index = permutation[start:start + config.batch_size]
+            xb, yb = x[index].to(device), y[index].to(device)
+            optimizer.zero_grad(set_to_none=True)
+            prob = model(xb).reshape(-1)
+            loss = loss_fn(prob, yb)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_sum += float(loss.item())
+            acc_sum += float(((prob.detach() >= 0.5) == (yb >= 0.5)).float().mean().item())
+            count += 1
+            if is_log_step(step, config):
+                log(step, loss_sum / count, acc_sum / count)
+                last_logged = step
+                qualifies = step >= config.min_steps_before_stop and acc_sum / count >= config.early_stop_acc
+                stable = stable + 1 if qualifies else 0
+                loss_sum = acc_sum = 0.0
+                count = 0
+            if step >= config.max_steps or stable >= config.early_stop_windows:
+                done = True
+                break
+    maybe_log_final_window(log, step, last_logged, loss_sum, acc_sum, count)
+    return step, evaluate_accuracy(model, test_x, test_y, device)
+
+
+def strategy_namespace() -> dict[str, object]:
+    """What the original module offered the editable region (parity.md §2)."""
+    from . import driver
+
+    return {
+        "argparse": argparse, "json": json, "math": math, "random": random, "Path": Path,
+        "asdict": asdict, "dataclass": dataclass, "replace": replace, "torch": torch, "nn": nn,
+        "TaskConfig": TaskConfig, "OptimizerConfig": OptimizerConfig, "RunResult": RunResult,
+        "DEFAULT_TASK": DEFAULT_TASK, "build_model": build_model, "set_global_seed": set_global_seed,
+        "sample_hidden_secrets": sample_hidden_secrets, "parity_labels": parity_labels,
+        "make_test_set": make_test_set, "normalize_dataset": normalize_dataset,
+        "normalize_optimizer_config": normalize_optimizer_config, "evaluate_accuracy": evaluate_accuracy,
+        "maybe_log_final_window": maybe_log_final_window, "train_one_run": train_one_run,
+        "resolve_device": resolve_device, "maybe_apply_smoke_mode": maybe_apply_smoke_mode,
+        "run_benchmark": driver.run_benchmark, "parse_args": driver.parse_args, "main": driver.main,
+    }
