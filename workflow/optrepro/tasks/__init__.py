@@ -1,0 +1,18 @@
+"""The benchmark tasks. Each task package declares, without importing torch:
+
+* `BENCHMARKS`: benchmark name -> the driver's settings for it;
+* `PROTOCOLS`: protocol name -> the driver's settings for it (`mlsbench` first);
+* `METRICS`: the final metrics a report shows, in order, each with its direction
+  ("higher" or "lower" is better). This is the one place metric directions live.
+"""
+
+import importlib
+from types import ModuleType
+
+TASKS = ("parity",)
+
+
+def task_info(task: str) -> ModuleType:
+    if task not in TASKS:
+        raise KeyError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    return importlib.import_module(f"{__name__}.{task}")

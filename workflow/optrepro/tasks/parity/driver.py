@@ -19,17 +19,12 @@ import torch
 
 from ...metrics import emit
 from ...strategy import StrategyError, call_strategy, load_strategy
+from . import BENCHMARKS, PROTOCOLS
 from .batched import PreparedRun, pack_bits, train_batched
 from .core import (DEFAULT_TASK, RunResult, TaskConfig, build_model, make_test_set, maybe_apply_smoke_mode,
                    normalize_dataset, normalize_optimizer_config, resolve_device, sample_hidden_secrets,
                    set_global_seed, strategy_namespace)
 
-BENCHMARKS = {"n32-k8": dict(n_features=32, secret_size=8),
-              "n50-k8": dict(n_features=50, secret_size=8),
-              "n64-k8": dict(n_features=64, secret_size=8)}
-# mlsbench: what the original code ran. corrected: what the task text advertised (parity.md §4).
-PROTOCOLS = {"mlsbench": {},
-             "corrected": dict(num_hidden_secrets=10, num_orderings=10, max_steps=100_000)}
 STRATEGY_FUNCTIONS = ("init_model", "make_dataset", "get_optimizer_config")
 
 

@@ -1,0 +1,100 @@
+"""Turn run folders (record.json + run.log) into tidy tables: the `collect` rule's script.
+
+`python -m optrepro.collect --runs results/tables/runs.csv --curves results/tables/curves.csv RUN_DIR...`
+
+* runs.csv: one row per run: identity, status and error, provenance columns,
+  and one column per final metric;
+* curves.csv: TRAIN_METRICS lines in long format: identity, the line's index
+  fields (secret, order, run, epoch, step), then metric and value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .metrics import parse_log
+
+IDENTITY = ["task", "protocol", "benchmark", "strategy", "seed", "scale"]
+INDEX_FIELDS = ["secret", "order", "run", "epoch", "step"]
+PROVENANCE = ["status", "error", "wall_seconds", "device", "device_name", "strategy_sha256", "driver_sha256",
+              "data_sha256", "git_commit", "git_dirty", "python", "torch", "host", "start", "end", "run_dir"]
+
+
+def data_digest(hashes: dict[str, str]) -> str:
+    """One short label for a run's data: its files' hashes, combined in name order ('' for no data)."""
+    if not hashes:
+        return ""
+    return hashlib.sha256("".join(f"{k}={v};" for k, v in sorted(hashes.items())).encode()).hexdigest()
+
+
+def run_row(record: dict, run_dir: Path) -> dict[str, object]:
+    row = {key: record.get(key) for key in IDENTITY}
+    row.update({
+        "status": record["status"], "error": record.get("error") or "", "wall_seconds": record.get("wall_seconds"),
+        "device": record["device"]["resolved"], "device_name": record["device"]["name"],
+        "strategy_sha256": record["hashes"]["strategy"], "driver_sha256": record["hashes"]["driver"],
+        "data_sha256": data_digest(record["hashes"]["data"]), "git_commit": record["git"]["commit"],
+        "git_dirty": record["git"]["dirty"], "python": record["environment"]["python"],
+        "torch": record["environment"]["packages"].get("torch"), "host": record["environment"]["host"],
+        "start": record.get("start"), "end": record.get("end"), "run_dir": str(run_dir),
+    })
+    clashes = set(record["metrics"]) & set(row)
+    if clashes:
+        raise ValueError(f"{run_dir}: metric names clash with table columns: {sorted(clashes)}")
+    row.update(record["metrics"])
+    return row
+
+
+def curve_rows(record: dict, log_text: str) -> list[dict[str, object]]:
+    identity = {key: record.get(key) for key in IDENTITY}
+    rows = []
+    for line in parse_log(log_text):
+        if line.kind != "TRAIN_METRICS":
+            continue
+        index = {key: line.fields.get(key) for key in INDEX_FIELDS}
+        for metric, value in line.fields.items():
+            if metric not in INDEX_FIELDS:
+                rows.append({**identity, **index, "metric": metric, "value": value})
+    return rows
+
+
+def collect(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs, curves = [], []
+    for run_dir in run_dirs:
+        record = json.loads((run_dir / "record.json").read_text())
+        runs.append(run_row(record, run_dir))
+        curves.extend(curve_rows(record, (run_dir / "run.log").read_text()))
+    runs_table = pd.DataFrame(runs, columns=None if runs else IDENTITY + PROVENANCE)
+    curves_table = pd.DataFrame(curves, columns=IDENTITY + INDEX_FIELDS + ["metric", "value"])
+    return runs_table.sort_values(IDENTITY, kind="stable"), curves_table
+
+
+def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    table.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m optrepro.collect", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, required=True, help="output runs.csv")
+    parser.add_argument("--curves", type=Path, required=True, help="output curves.csv")
+    parser.add_argument("run_dirs", type=Path, nargs="*", help="folders holding record.json and run.log")
+    args = parser.parse_args(argv)
+    runs, curves = collect(args.run_dirs)
+    write_csv_atomic(runs, args.runs)
+    write_csv_atomic(curves, args.curves)
+    print(f"collected {len(runs)} runs ({int((runs['status'] != 'ok').sum()) if len(runs) else 0} failed), "
+          f"{len(curves)} curve points", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
