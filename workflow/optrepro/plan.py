@@ -1,0 +1,108 @@
+"""What a configuration asks to run: the Snakefile's logic, kept here where it is tested.
+
+`check_config` turns a schema-valid config into one precise message per
+problem (unknown benchmark, missing strategy file, ...); `planned_runs` lists
+every task x protocol x benchmark x strategy x seed job.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .tasks import TASKS, task_info
+
+
+class ConfigError(ValueError):
+    """A configuration that names things that do not exist."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    task: str
+    protocol: str
+    benchmark: str
+    strategy: str
+    seed: int
+
+    @property
+    def run_dir(self) -> str:
+        return f"results/runs/{self.task}/{self.protocol}/{self.benchmark}/{self.strategy}/seed{self.seed}"
+
+
+def strategy_root(config: dict, basedir: str | Path) -> Path:
+    """The strategies folder: absolute, or relative to the workflow's base folder."""
+    return Path(basedir, config.get("strategy_dir", "strategies"))
+
+
+def available_strategies(root: Path, task: str) -> list[str]:
+    return sorted(p.stem for p in (root / task).glob("*.py") if not p.name.startswith("_"))
+
+
+def task_strategies(config: dict, root: Path, task: str) -> list[str]:
+    """The task's `strategies` list, or every file in its folder for `all`."""
+    chosen = config["tasks"][task]["strategies"]
+    return available_strategies(root, task) if chosen == "all" else list(chosen)
+
+
+def check_config(config: dict, basedir: str | Path) -> None:
+    """Raise ConfigError listing every name in the config that does not exist."""
+    problems = []
+    root = strategy_root(config, basedir)
+    for task, settings in config["tasks"].items():
+        if task not in TASKS:
+            problems.append(f"tasks.{task}: unknown task (known: {', '.join(TASKS)})")
+            continue
+        info = task_info(task)
+        for key, known in (("benchmarks", info.BENCHMARKS), ("protocols", info.PROTOCOLS)):
+            for name in settings[key]:
+                if name not in known:
+                    problems.append(f"tasks.{task}.{key}: unknown {key[:-1]} {name!r} (known: {', '.join(known)})")
+        names = task_strategies(config, root, task)
+        if not names:
+            problems.append(f"tasks.{task}.strategies: no strategy files in {root / task}")
+        for name in names:
+            if not (root / task / f"{name}.py").is_file():
+                problems.append(f"tasks.{task}.strategies: no strategy file {root / task / f'{name}.py'}")
+        reference = settings.get("reference")
+        if reference and reference not in names:
+            problems.append(f"tasks.{task}.reference: {reference!r} is not among the task's strategies")
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def planned_runs(config: dict, basedir: str | Path) -> list[PlannedRun]:
+    root = strategy_root(config, basedir)
+    return [PlannedRun(task, protocol, benchmark, strategy, seed)
+            for task, settings in config["tasks"].items()
+            for protocol in settings["protocols"]
+            for benchmark in settings["benchmarks"]
+            for strategy in task_strategies(config, root, task)
+            for seed in config["seeds"]]
+
+
+def strategy_file(config: dict, basedir: str | Path, task: str, strategy: str) -> str:
+    """The strategy file as a path relative to the working folder when it lies inside it, else absolute."""
+    path = (strategy_root(config, basedir) / task / f"{strategy}.py").resolve()
+    cwd = Path.cwd().resolve()
+    return os.path.relpath(path, cwd) if path.is_relative_to(cwd) else str(path)
+
+
+def driver_sources(task: str) -> list[str]:
+    """The files a task's results depend on, so that editing them reruns its jobs."""
+    from .provenance import driver_files
+
+    return [str(p) for p in driver_files(task)]
+
+
+def overrides(config: dict, task: str) -> list[str]:
+    """The task's scale overrides as the driver's `--set FIELD=VALUE` arguments."""
+    return [f"{key}={value}" for key, value in config["tasks"][task].get("overrides", {}).items()]
+
+
+def cuda_visible() -> bool:
+    """Whether this host has an NVIDIA GPU, without importing torch (the Snakefile is parsed often)."""
+    import shutil
+
+    return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""

@@ -1,0 +1,33 @@
+# Tables: every run of the configuration in tidy form, then statistics over seeds.
+
+
+# Gather record.json and run.log of every planned run into runs.csv and curves.csv.
+rule collect:
+    input:
+        records=get_run_files("record.json"),
+        logs=get_run_files("run.log"),
+    output:
+        runs="results/tables/runs.csv",
+        curves="results/tables/curves.csv",
+    log:
+        "logs/collect.log",
+    params:
+        run_dirs=[run.run_dir for run in RUNS],
+    shell:
+        "{PYTHON} -m optrepro.collect --runs {output.runs} --curves {output.curves}"
+        " {params.run_dirs} 2> {log}"
+
+
+# Mean, std and 95% CI over seeds and the difference to each task's reference strategy.
+rule summarize:
+    input:
+        runs="results/tables/runs.csv",
+    output:
+        summary="results/tables/summary.csv",
+    log:
+        "logs/summarize.log",
+    params:
+        references=get_references(),
+    shell:
+        "{PYTHON} -m optrepro.report.summarize --runs {input.runs} --out {output.summary}"
+        " {params.references} 2> {log}"

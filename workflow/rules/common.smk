@@ -1,0 +1,61 @@
+# Configuration checks and helper functions; the logic lives in optrepro.plan.
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+REPO = Path(workflow.basedir).parent
+PACKAGE_PATH = str(REPO / "workflow")
+sys.path.insert(0, PACKAGE_PATH)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PATH, os.environ.get("PYTHONPATH")]))
+
+from optrepro import plan  # noqa: E402
+
+PYTHON = sys.executable
+
+validate(config, schema=str(REPO / "config" / "schema.yaml"))
+try:
+    plan.check_config(config, REPO)
+except plan.ConfigError as error:
+    raise WorkflowError(str(error)) from None
+
+RUNS = plan.planned_runs(config, REPO)
+
+
+wildcard_constraints:
+    task="[a-z]+",
+    protocol="[a-z]+",
+    benchmark="[A-Za-z0-9_.-]+",
+    strategy="[A-Za-z0-9_.-]+",
+    seed="-?[0-9]+",
+
+
+def get_strategy_file(wildcards):
+    return plan.strategy_file(config, REPO, wildcards.task, wildcards.strategy)
+
+
+def get_driver_sources(wildcards):
+    return plan.driver_sources(wildcards.task)
+
+
+def get_run_config(wildcards):
+    """The part of the configuration one run depends on; a change reruns that run."""
+    return shlex.quote(json.dumps({"scale": config.get("scale", "full"), "device": config.get("device", "auto"),
+                                   "task": config["tasks"][wildcards.task]}, sort_keys=True))
+
+
+def get_run_files(name):
+    return [f"{run.run_dir}/{name}" for run in RUNS]
+
+
+def get_references():
+    return " ".join(f"--reference {task}={settings['reference']}"
+                    for task, settings in config["tasks"].items() if settings.get("reference"))
+
+
+def get_train_resources_gpu(wildcards):
+    """Train jobs hold one `gpu` where CUDA will be used, so --resources gpu=N caps them at N GPUs."""
+    return 1 if config.get("device", "auto") != "cpu" and plan.cuda_visible() else 0

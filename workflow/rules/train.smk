@@ -1,0 +1,28 @@
+# Training: one job per task x protocol x benchmark x strategy x seed.
+
+
+# Run a fixed driver on one strategy; a failed run still writes its record.
+rule train:
+    input:
+        strategy=get_strategy_file,
+        driver=get_driver_sources,
+    output:
+        log="results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}/run.log",
+        record="results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}/record.json",
+    log:
+        "logs/train/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}.log",
+    params:
+        run_dir=subpath(output.record, parent=True),
+        overrides=lambda wildcards: " ".join(f"--set {o}" for o in plan.overrides(config, wildcards.task)),
+        run_config=get_run_config,
+        scale=config.get("scale", "full"),
+        device=config.get("device", "auto"),
+    threads: config.get("train_threads", 1)
+    resources:
+        gpu=get_train_resources_gpu,
+    shell:
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {PYTHON} -m optrepro.runner"
+        " --task {wildcards.task} --protocol {wildcards.protocol} --benchmark {wildcards.benchmark}"
+        " --strategy {input.strategy} --seed {wildcards.seed} --device {params.device}"
+        " --scale {params.scale} {params.overrides} --config {params.run_config}"
+        " --run-dir {params.run_dir} 2> {log}"
