@@ -1,0 +1,126 @@
+"""The parity strategy contract (parity.md §8) and seed derivation (§6.1), through the real driver."""
+
+import random
+import textwrap
+
+import pytest
+import torch
+
+from optrepro.strategy import load_strategy
+from optrepro.tasks.parity.core import sample_hidden_secrets, strategy_namespace
+from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, main, prepare_runs, resolve_config
+
+GOOD = {
+    "init": "def init_model(model, config):\n    pass\n",
+    "data": textwrap.dedent("""
+        def make_dataset(secret, config, seed):
+            g = torch.Generator().manual_seed(seed)
+            x = torch.randint(0, 2, (256, config.n_features), generator=g).float()
+            return x, parity_labels(x, secret)
+        """),
+    "opt": "def get_optimizer_config(config):\n    return {'lr': 1e-3, 'wd': 0.0, 'beta1': 0.9, 'beta2': 0.99}\n",
+}
+TINY = ["--set", "num_hidden_secrets=1", "--set", "num_orderings=1", "--set", "max_steps=3",
+        "--set", "test_set_size=64", "--set", "max_train_examples=300"]
+
+
+def run_driver(tmp_path, capsys, source):
+    path = tmp_path / "strategy.py"
+    path.write_text(source)
+    status = main(["--strategy", str(path), "--device", "cpu", *TINY])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err, str(path)
+
+
+def with_dataset(body):
+    return GOOD["init"] + GOOD["opt"] + "def make_dataset(secret, config, seed):\n" + textwrap.indent(body, "    ")
+
+
+def with_optimizer(returned):
+    return GOOD["init"] + GOOD["data"] + f"def get_optimizer_config(config):\n    return {returned}\n"
+
+
+X = "x = torch.zeros(8, config.n_features)\n"
+CASES = [
+    (with_dataset(X + "return {'x': x}"), "make_dataset returned an invalid dataset: Dataset dict must contain 'x' and 'y'."),
+    (with_dataset(X + "return (x, x[:, 0], x)"), "must have exactly 2 elements"),
+    (with_dataset(X + "return x"), "make_dataset must return (x, y) or a dict"),
+    (with_dataset("return torch.zeros(8), torch.zeros(8)"), "Training inputs must be 2-D, got shape (8,)"),
+    (with_dataset("return torch.zeros(8, 5), torch.zeros(8)"), "must have 32 columns, got 5"),
+    (with_dataset(X + "return x, torch.zeros(7)"), "disagree on size: 8 vs 7"),
+    (with_dataset("return torch.zeros(0, 32), torch.zeros(0)"), "at least one example"),
+    (with_dataset("x = torch.zeros(301, 32)\nreturn x, torch.zeros(301)"), "Training dataset size 301 exceeds limit 300"),
+    (with_dataset(X + "x[0, 0] = 2\nreturn x, torch.zeros(8)"), "Training inputs must stay in {0, 1}."),
+    (with_dataset(X + "return x, torch.full((8, 1), 0.5)"), "Training labels must stay in {0, 1}."),
+    (with_dataset("raise RuntimeError('no data today')"), "make_dataset raised RuntimeError: no data today"),
+    (with_optimizer("{'lr': 1e-3, 'beta2': 0.9}"), "missing keys: ['beta1', 'wd']"),
+    (with_optimizer("{'lr': 0, 'wd': 0, 'beta1': 0.9, 'beta2': 0.9}"), "lr must be > 0"),
+    (with_optimizer("{'lr': 1e-3, 'wd': -1, 'beta1': 0.9, 'beta2': 0.9}"), "wd must be >= 0"),
+    (with_optimizer("{'lr': 1e-3, 'wd': 0, 'beta1': 1.0, 'beta2': 0.9}"), "beta1 must be in (0, 1)"),
+    (with_optimizer("{'lr': 1e-3, 'wd': 0, 'beta1': 0.9, 'beta2': 0.0}"), "beta2 must be in (0, 1)"),
+    (with_optimizer("{'lr': float('nan'), 'wd': 0, 'beta1': 0.9, 'beta2': 0.9}"), "lr must be > 0, got nan"),
+    (with_optimizer("{'lr': 'fast', 'wd': 0, 'beta1': 0.9, 'beta2': 0.9}"), "could not convert string to float"),
+    (GOOD["data"] + GOOD["opt"] + "def init_model(model, config):\n    model[7].weight\n",
+     "init_model raised IndexError"),
+    (GOOD["data"] + GOOD["opt"], "missing function(s) init_model"),
+    (GOOD["data"] + GOOD["opt"] + "def init_model(model, config)\n    pass\n", "SyntaxError: expected ':' (line"),
+    ("import not_a_module\n" + GOOD["data"], "failed while loading: ModuleNotFoundError"),
+]
+
+
+@pytest.mark.parametrize("source, message", CASES)
+def test_violation_gives_one_clear_error(tmp_path, capsys, source, message):
+    status, out, err, path = run_driver(tmp_path, capsys, source)
+    assert status == 2
+    assert err.count("\n") == 1 and err.startswith(f"ERROR: {path}: ")
+    assert message in err
+    assert "FINAL_METRICS" not in out
+
+
+def test_valid_strategy_prints_every_line_kind(tmp_path, capsys):
+    status, out, err, _ = run_driver(tmp_path, capsys, GOOD["init"] + GOOD["data"] + GOOD["opt"])
+    assert status == 0 and err == ""
+    kinds = [line.split()[0] for line in out.splitlines()]
+    assert kinds == ["TASK_CONFIG", "DATASET_METRICS", "TRAIN_METRICS", "TRAIN_METRICS", "RUN_METRICS",
+                     "FINAL_METRICS", "TEST_METRICS"]
+
+
+def test_missing_file_and_bad_override(tmp_path, capsys):
+    assert main(["--strategy", str(tmp_path / "nope.py"), "--device", "cpu"]) == 2
+    assert "cannot read strategy file" in capsys.readouterr().err
+    assert main(["--strategy", str(tmp_path / "nope.py"), "--set", "hidden=3"]) == 2
+    assert "expected FIELD=VALUE" in capsys.readouterr().err
+
+
+SEED_SPY = GOOD["opt"] + textwrap.dedent("""
+    SEEN = []
+    def init_model(model, config):
+        SEEN.append(("run", torch.initial_seed()))
+    def make_dataset(secret, config, seed):
+        SEEN.append(("data", seed))
+        x = torch.zeros(4, config.n_features)
+        return x, torch.zeros(4)
+    """)
+
+
+def test_seed_derivation_matches_worked_example(tmp_path):
+    """parity.md §6.1 with seed 42: secrets 59, data 420000+i, tests 840000+i, runs 42e6+1000i+j, orders 84e6+..."""
+    path = tmp_path / "spy.py"
+    path.write_text(SEED_SPY)
+    namespace = strategy_namespace()
+    strategy = load_strategy(path, namespace, STRATEGY_FUNCTIONS)
+    config = resolve_config("n32-k8", "mlsbench")
+    config = config.__class__(**{**config.__dict__, "test_set_size": 32})
+    _, test_sets, _, runs = prepare_runs(strategy, config, 42, torch.device("cpu"))
+    seen = strategy.make_dataset.__globals__["SEEN"]
+    expected = []
+    for i in range(5):
+        expected.append(("data", 420_000 + i))
+        expected += [("run", 42_000_000 + 1_000 * i + j) for j in range(3)]
+    assert seen == expected
+    assert [r.order_seed for r in runs] == [84_000_000 + 1_000 * i + j for i in range(5) for j in range(3)]
+    rng = random.Random(59)
+    first = tuple(sorted(rng.sample(range(32), 8)))
+    assert sample_hidden_secrets(config, 42)[0] == first
+    x0 = torch.randint(0, 2, (32, 32), generator=torch.Generator().manual_seed(840_000), dtype=torch.int64)
+    assert torch.equal(test_sets[0][0], x0.float())
