@@ -139,7 +139,7 @@ class StackedMLP:
         d_b1 = d_pre.sum(1)
         return torch.cat([d_w1.flatten(1), d_b1, d_w2.flatten(1), d_b2], dim=1)
 
-    def adamw_step(self, grad: torch.Tensor, step: int, active: torch.Tensor) -> None:
+    def adamw_step(self, grad: torch.Tensor, step: torch.Tensor, active: torch.Tensor) -> None:
         """torch.optim.AdamW (single-tensor path) for every run; inactive runs get lr 0 and stay unchanged."""
         dtype = self.flat.dtype
         lr = self.lr * active.unsqueeze(1)
@@ -161,6 +161,105 @@ class StackedMLP:
         return correct.double() / x.shape[1]
 
 
+class BatchedTrainer:
+    """All runs' training state on the device and one step of every run as a static computation.
+
+    `step` has fixed shapes and never reads a value back to the host, so on CUDA it
+    is captured once as a CUDA graph and replayed; on the CPU it runs as is.
+    """
+
+    def __init__(self, runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, torch.Tensor]],
+                 config: TaskConfig, device: torch.device, dtype: torch.dtype):
+        self.config, self.device, self.dtype = config, device, dtype
+        packed = [x if x.dtype == torch.uint8 else pack_bits(x) for x, _ in datasets]
+        sizes = [p.shape[0] for p in packed]
+        offsets = np.cumsum([0, *sizes])[:-1].tolist()
+        self.bits = torch.cat(packed).to(device)
+        self.labels = torch.cat([y.to(torch.uint8) for _, y in datasets]).to(device)
+        self.model = StackedMLP(runs, dtype)
+        batch, n_runs = config.batch_size, len(runs)
+        self.streams = [OrderStream(sizes[r.dataset_index], r.order_seed, batch, offsets[r.dataset_index])
+                        for r in runs]
+        self.index = torch.zeros(STEPS_PER_CHUNK, n_runs, batch, dtype=torch.int64, device=device)
+        self.counts = torch.ones(STEPS_PER_CHUNK, n_runs, dtype=torch.int64, device=device)
+        self.position = torch.zeros(1, dtype=torch.int64, device=device)  # step within the chunk
+        self.step_count = torch.zeros((), dtype=torch.float64, device=device)  # for AdamW's bias corrections
+        self.active = torch.ones(n_runs, dtype=dtype, device=device)  # 1 while a run trains, 0 once stopped
+        self.window_loss = torch.zeros(n_runs, dtype=torch.float64, device=device)
+        self.window_acc = torch.zeros_like(self.window_loss)
+        self.stable = torch.zeros(n_runs, dtype=torch.int64, device=device)
+        self.steps_taken = torch.full((n_runs,), config.max_steps, dtype=torch.int64, device=device)
+        self.slots = torch.arange(batch, device=device)
+
+    def load_chunk(self, steps: int) -> None:
+        """Draw the next `steps` batches of every run still training, in each run's own order stream."""
+        batch = self.config.batch_size
+        drawn = [stream.take(steps) if alive else (torch.zeros(steps, batch, dtype=torch.int64),
+                                                   torch.ones(steps, dtype=torch.int64))
+                 for stream, alive in zip(self.streams, self.active.bool().tolist())]
+        self.index[:steps].copy_(torch.stack([d[0] for d in drawn], 1))
+        self.counts[:steps].copy_(torch.stack([d[1] for d in drawn], 1))
+        self.position.zero_()
+
+    def step(self) -> None:
+        dtype = self.dtype
+        rows = self.index.index_select(0, self.position).squeeze(0)
+        counts = self.counts.index_select(0, self.position).squeeze(0)
+        x = unpack_bits(self.bits[rows], self.config.n_features, dtype)
+        y = self.labels[rows].to(dtype)
+        count = counts.to(dtype).unsqueeze(1)
+        mask = (self.slots < counts.unsqueeze(1)).to(dtype)
+        pre, hidden, prob = self.model.forward(x)
+        log_prob = torch.clamp(torch.log(prob), min=-100)
+        log_not_prob = torch.clamp(torch.log(1 - prob), min=-100)
+        loss = (((y - 1) * log_not_prob - y * log_prob) * mask).sum(1) / count.squeeze(1)
+        correct = (((prob >= 0.5) == (y >= 0.5)).to(dtype) * mask).sum(1)
+        accuracy = (correct / count.squeeze(1)).to(torch.float32)
+        self.step_count += 1
+        self.model.adamw_step(self.model.gradients(x, pre, hidden, prob, y, mask / count), self.step_count,
+                              self.active)
+        self.window_loss += loss.to(torch.float32).double() * self.active
+        self.window_acc += accuracy.double() * self.active
+        self.position += 1
+
+    def log_event(self, steps_in_window: int, step: int) -> tuple[torch.Tensor, ...]:
+        """Close a TRAIN_METRICS window: its means, and the original's early-stopping rule per run."""
+        config = self.config
+        mean_loss, mean_acc = self.window_loss / steps_in_window, self.window_acc / steps_in_window
+        was_active = self.active.bool()
+        qualifies = (step >= config.min_steps_before_stop) & (mean_acc >= config.early_stop_acc)
+        self.stable = torch.where(qualifies, self.stable + 1, torch.zeros_like(self.stable))
+        stopping = was_active & (self.stable >= config.early_stop_windows)
+        self.steps_taken = torch.where(stopping, step, self.steps_taken)
+        self.active.mul_((~stopping).to(self.dtype))
+        self.window_loss.zero_()
+        self.window_acc.zero_()
+        return mean_loss, mean_acc, was_active
+
+    def mutable_state(self) -> list[torch.Tensor]:
+        model = self.model
+        return [model.flat, model.exp_avg, model.exp_avg_sq, self.position, self.step_count, self.window_loss,
+                self.window_acc]
+
+    def step_function(self):
+        """`step`, or on CUDA the replay of its CUDA graph (warm-up steps are undone before capture)."""
+        if self.device.type != "cuda":
+            return self.step
+        saved = [t.clone() for t in self.mutable_state()]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self.step()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self.step()
+        for tensor, value in zip(self.mutable_state(), saved):
+            tensor.copy_(value)
+        return graph.replay
+
+
 def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, torch.Tensor]],
                   test_sets: list[tuple[torch.Tensor, torch.Tensor]], config: TaskConfig,
                   device: torch.device, dtype: torch.dtype = torch.float32) -> list[RunOutcome]:
@@ -168,71 +267,29 @@ def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, to
 
     Datasets may be given as float {0,1} tensors or already packed (uint8 of ceil(N/8) columns).
     """
-    n_features, batch = config.n_features, config.batch_size
-    packed = [x if x.dtype == torch.uint8 else pack_bits(x) for x, _ in datasets]
-    sizes = [p.shape[0] for p in packed]
-    offsets = np.cumsum([0, *sizes])[:-1].tolist()
-    bits = torch.cat(packed).to(device)
-    labels = torch.cat([y.to(torch.uint8) for _, y in datasets]).to(device)
-    del packed
-    model = StackedMLP(runs, dtype)
-    streams = [OrderStream(sizes[r.dataset_index], r.order_seed, batch, offsets[r.dataset_index]) for r in runs]
-    n_runs = len(runs)
-    active = torch.ones(n_runs, dtype=torch.bool, device=device)
-    steps_taken = torch.full((n_runs,), config.max_steps, dtype=torch.int64, device=device)
-    stable = torch.zeros(n_runs, dtype=torch.int64, device=device)
-    window_loss = torch.zeros(n_runs, dtype=torch.float64, device=device)
-    window_acc = torch.zeros_like(window_loss)
-    positions = torch.arange(batch, device=device)
-    logged: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    trainer = BatchedTrainer(runs, datasets, config, device, dtype)
+    step_function = None
+    logged = []
     step = last_logged = 0
-    while step < config.max_steps:
+    while step < config.max_steps and bool(trainer.active.any()):
         chunk = min(STEPS_PER_CHUNK, config.max_steps - step)
-        live = active.tolist()
-        drawn = [s.take(chunk) if alive else (torch.zeros(chunk, batch, dtype=torch.int64),
-                                              torch.ones(chunk, dtype=torch.int64))
-                 for s, alive in zip(streams, live)]
-        index = torch.stack([d[0] for d in drawn], 1).to(device, non_blocking=True)  # [chunk, R, B]
-        counts = torch.stack([d[1] for d in drawn], 1).to(device, non_blocking=True)  # [chunk, R]
-        for t in range(chunk):
+        trainer.load_chunk(chunk)
+        step_function = step_function or trainer.step_function()
+        for _ in range(chunk):
+            step_function()
             step += 1
-            rows = index[t]
-            x = unpack_bits(bits[rows], n_features, dtype)
-            y = labels[rows].to(dtype)
-            count = counts[t].to(dtype).unsqueeze(1)
-            mask = (positions < counts[t].unsqueeze(1)).to(dtype)
-            pre, hidden, prob = model.forward(x)
-            log_prob = torch.clamp(torch.log(prob), min=-100)
-            log_not_prob = torch.clamp(torch.log(1 - prob), min=-100)
-            loss = (((y - 1) * log_not_prob - y * log_prob) * mask).sum(1, keepdim=True) / count
-            correct = (((prob >= 0.5) == (y >= 0.5)).to(dtype) * mask).sum(1, keepdim=True)
-            accuracy = (correct / count).to(torch.float32)
-            model.adamw_step(model.gradients(x, pre, hidden, prob, y, mask / count), step, active.to(dtype))
-            window_loss += loss.squeeze(1).to(torch.float32).double() * active
-            window_acc += accuracy.squeeze(1).double() * active
             if is_log_step(step, config):
-                mean_loss, mean_acc = window_loss / (step - last_logged), window_acc / (step - last_logged)
-                logged.append((step, mean_loss, mean_acc, active.clone()))
-                qualifies = (step >= config.min_steps_before_stop) & (mean_acc >= config.early_stop_acc)
-                stable = torch.where(qualifies, stable + 1, torch.zeros_like(stable))
-                stopping = active & (stable >= config.early_stop_windows)
-                steps_taken = torch.where(stopping, step, steps_taken)
-                active = active & ~stopping
-                window_loss.zero_()
-                window_acc.zero_()
+                logged.append((step, *trainer.log_event(step - last_logged, step)))
                 last_logged = step
-                if not bool(active.any()):
+                if not bool(trainer.active.any()):
                     break
-        if not bool(active.any()):
-            break
     test_x = torch.stack([test_sets[r.dataset_index][0] for r in runs]).to(device, dtype)
     test_y = torch.stack([test_sets[r.dataset_index][1] for r in runs]).to(device, dtype)
-    accuracy = model.accuracy(test_x, test_y).tolist()
-    steps_list = steps_taken.tolist()
-    log_steps = [entry[0] for entry in logged]
-    log_values = [torch.stack(entry[1:]).cpu() for entry in logged]  # [3, R] each: loss, acc, was active
+    accuracy = trainer.model.accuracy(test_x, test_y).tolist()
+    steps_taken = trainer.steps_taken.tolist()
+    log_values = [torch.stack([loss, acc, active.double()]).cpu() for _, loss, acc, active in logged]
     outcomes = []
-    for r in range(n_runs):
-        lines = [(s, float(v[0, r]), float(v[1, r])) for s, v in zip(log_steps, log_values) if bool(v[2, r])]
-        outcomes.append(RunOutcome(steps_list[r], accuracy[r], lines))
+    for r in range(len(runs)):
+        lines = [(entry[0], float(v[0, r]), float(v[1, r])) for entry, v in zip(logged, log_values) if v[2, r]]
+        outcomes.append(RunOutcome(steps_taken[r], accuracy[r], lines))
     return outcomes

@@ -1,0 +1,107 @@
+"""End to end: the real Snakemake workflow on a tiny configuration in a temporary folder."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "2"]
+BROKEN = '''
+def init_model(model, config):
+    pass
+
+def make_dataset(secret, config, seed):
+    raise ValueError("no <b>dataset</b> for secret %s" % (secret,))
+
+def get_optimizer_config(config):
+    return {"lr": 1e-3, "wd": 0.0, "beta1": 0.9, "beta2": 0.999}
+'''
+TINY = {
+    "scale": "tiny",
+    "seeds": [1, 2],
+    "strategy_dir": "strategies",
+    "tasks": {"parity": {
+        "benchmarks": ["n32-k8", "n50-k8"],
+        "protocols": ["mlsbench"],
+        "strategies": ["scaffold_4096", "multi_epoch", "broken"],
+        "reference": "scaffold_4096",
+        "overrides": {"num_hidden_secrets": 1, "num_orderings": 2, "max_steps": 60, "log_interval": 20,
+                      "test_set_size": 256, "max_train_examples": 5000},
+    }},
+}
+
+
+def snakemake(workdir, *args):
+    result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "tiny.yaml"),
+                             *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+def planned_jobs(output):
+    """(rule, strategy) of every job a dry run would run."""
+    jobs, rule = [], None
+    for line in output.splitlines():
+        line = line.strip()
+        if line.startswith("rule ") and line.endswith(":"):
+            rule = line[5:-1]
+            jobs.append([rule, None])
+        elif line.startswith("wildcards:") and jobs:
+            fields = dict(part.split("=", 1) for part in line[len("wildcards:"):].strip().split(", "))
+            jobs[-1][1] = fields.get("strategy")
+    return [tuple(job) for job in jobs]
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    shutil.copytree(REPO / "strategies" / "parity", workdir / "strategies" / "parity",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (workdir / "strategies" / "parity" / "broken.py").write_text(BROKEN)
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    snakemake(workdir)
+    return workdir
+
+
+def test_tables_hold_every_run(workdir):
+    runs = pd.read_csv(workdir / "results/tables/runs.csv")
+    assert len(runs) == 2 * 3 * 2
+    ok = runs[runs.status == "ok"]
+    assert set(ok.strategy) == {"scaffold_4096", "multi_epoch"}
+    assert ok.test_accuracy.between(0, 1).all() and (ok.num_runs == 2).all()
+    assert (ok.scale == "tiny").all() and ok.strategy_sha256.str.len().eq(64).all()
+    failed = runs[runs.status == "failed"]
+    assert set(failed.strategy) == {"broken"} and len(failed) == 4
+    assert failed.error.str.contains("make_dataset raised ValueError: no <b>dataset</b> for secret").all()
+    curves = pd.read_csv(workdir / "results/tables/curves.csv")
+    assert set(curves.metric) == {"loss", "acc"} and set(curves.step) == {1, 20, 40, 60}
+
+
+def test_summary_and_report(workdir):
+    summary = pd.read_csv(workdir / "results/tables/summary.csv")
+    accuracy = summary[summary.metric == "test_accuracy"]
+    assert set(accuracy.benchmark) == {"n32-k8", "n50-k8"}
+    reference = accuracy[accuracy.strategy == "scaffold_4096"]
+    assert (reference.n == 2).all() and reference.delta.abs().max() == 0
+    assert (accuracy[accuracy.strategy == "broken"].n_failed == 2).all()
+    html = (workdir / "reports/report.html").read_text()
+    assert "n32-k8" in html and "n50-k8" in html and "multi_epoch" in html
+    assert "no &lt;b&gt;dataset&lt;/b&gt; for secret" in html and "<b>dataset</b>" not in html
+
+
+def test_nothing_to_do_after_a_complete_run(workdir):
+    assert planned_jobs(snakemake(workdir, "-n")) == []
+
+
+def test_editing_a_strategy_reruns_only_its_jobs(workdir):
+    path = workdir / "strategies" / "parity" / "multi_epoch.py"
+    path.write_text(path.read_text() + "\n# edited\n")
+    jobs = planned_jobs(snakemake(workdir, "-n"))
+    trains = [strategy for rule, strategy in jobs if rule == "train"]
+    assert sorted(trains) == ["multi_epoch"] * 4
+    assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "report", "all"}
