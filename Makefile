@@ -1,0 +1,27 @@
+# Entry points; each creates the pinned environment in .venv first if needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SNAKEMAKE := $(BIN)/snakemake
+
+.PHONY: quick full report test lint bench
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+quick: $(VENV)/.installed  ## the whole workflow at quick scale -> reports/report.html
+	$(SNAKEMAKE) --configfile config/quick.yaml
+
+full: $(VENV)/.installed  ## the full reproduction (config/config.yaml; GPU scale)
+	$(SNAKEMAKE)
+
+test: $(VENV)/.installed  ## the test suite
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed  ## Snakemake's linter on the workflow
+	$(SNAKEMAKE) --lint --configfile config/quick.yaml
+
+bench: $(VENV)/.installed  ## speed benchmarks on this machine's best device
+	PYTHONPATH=workflow $(BIN)/python bench/parity_speed.py --device auto
