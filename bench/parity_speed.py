@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from optrepro.strategy import load_strategy
-from optrepro.tasks.parity.batched import train_batched, unpack_bits
-from optrepro.tasks.parity.core import build_model, resolve_device, strategy_namespace, train_one_run
+from optrepro.tasks.parity.batched import train_batched, train_one_by_one
+from optrepro.tasks.parity.core import resolve_device, strategy_namespace
 from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, resolve_config, run_benchmark
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,20 +33,6 @@ REPO = Path(__file__).resolve().parent.parent
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def one_by_one(runs, datasets, test_sets, config, device) -> None:
-    """The original's loop: one model, one AdamW, CPU-held data gathered per step."""
-    for run in runs:
-        model = build_model(config).to(device)
-        with torch.no_grad():
-            for target, source in zip([model[0].weight, model[0].bias, model[2].weight, model[2].bias],
-                                      run.parameters):
-                target.copy_(source)
-        packed, y = datasets[run.dataset_index]
-        x = unpack_bits(packed, config.n_features, torch.float32)
-        train_one_run(model, run.optimizer, x, y.float(), *test_sets[run.dataset_index], config,
-                      run.order_seed, device, lambda *line: None)
 
 
 def timed(function, device) -> float:
@@ -77,7 +63,7 @@ def main() -> None:
     datasets, test_sets, _, runs = prepare_runs(strategy, config, 42, device)
     run_steps = len(runs) * args.steps
     batched = timed(lambda: train_batched(runs, datasets, test_sets, config, device), device)
-    sequential = timed(lambda: one_by_one(runs, datasets, test_sets, config, device), device)
+    sequential = timed(lambda: train_one_by_one(runs, datasets, test_sets, config, device), device)
     print(f"{args.benchmark} {Path(args.strategy).stem}: {len(runs)} runs x {args.steps} steps")
     print(f"  batched     {run_steps / batched:10.0f} run-steps/s  ({batched:.2f} s)")
     print(f"  one by one  {run_steps / sequential:10.0f} run-steps/s  ({sequential:.2f} s)")

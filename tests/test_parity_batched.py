@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from optrepro.strategy import load_strategy
-from optrepro.tasks.parity.batched import train_batched, unpack_bits
-from optrepro.tasks.parity.core import build_model, train_one_run, strategy_namespace
+from optrepro.tasks.parity.batched import train_batched, train_one_by_one
+from optrepro.tasks.parity.core import strategy_namespace
 from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, resolve_config
 
 RAGGED_STRATEGY = '''
@@ -26,23 +26,6 @@ def get_optimizer_config(config):
 '''
 
 
-def one_by_one(runs, datasets, test_sets, config, device):
-    outcomes = []
-    for run in runs:
-        model = build_model(config).to(device)
-        with torch.no_grad():
-            for target, source in zip([model[0].weight, model[0].bias, model[2].weight, model[2].bias],
-                                      run.parameters):
-                target.copy_(source)
-        packed, y = datasets[run.dataset_index]
-        x = unpack_bits(packed, config.n_features, torch.float32)
-        log = []
-        steps, accuracy = train_one_run(model, run.optimizer, x, y.float(), *test_sets[run.dataset_index],
-                                        config, run.order_seed, device, lambda *line: log.append(line))
-        outcomes.append((steps, accuracy, log))
-    return outcomes
-
-
 @pytest.mark.parametrize("secret_size", [1, 3])
 def test_batched_equals_one_by_one(tmp_path, secret_size):
     path = tmp_path / "ragged.py"
@@ -54,8 +37,9 @@ def test_batched_equals_one_by_one(tmp_path, secret_size):
     device = torch.device("cpu")
     datasets, test_sets, _, runs = prepare_runs(strategy, config, 7, device)
     batched = train_batched(runs, datasets, test_sets, config, device)
-    reference = one_by_one(runs, datasets, test_sets, config, device)
-    for got, (steps, accuracy, log) in zip(batched, reference):
+    reference = train_one_by_one(runs, datasets, test_sets, config, device)
+    for got, expected in zip(batched, reference):
+        steps, accuracy, log = expected.steps, expected.test_accuracy, expected.log
         assert got.steps == steps
         assert got.test_accuracy == accuracy
         assert [s for s, _, _ in got.log] == [s for s, _, _ in log]

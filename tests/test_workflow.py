@@ -24,7 +24,6 @@ def get_optimizer_config(config):
 TINY = {
     "scale": "tiny",
     "seeds": [1, 2],
-    "strategy_dir": "strategies",
     "tasks": {"parity": {
         "benchmarks": ["n32-k8", "n50-k8"],
         "protocols": ["mlsbench"],
@@ -63,7 +62,8 @@ def workdir(tmp_path_factory):
     shutil.copytree(REPO / "strategies" / "parity", workdir / "strategies" / "parity",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (workdir / "strategies" / "parity" / "broken.py").write_text(BROKEN)
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    config = {**TINY, "strategy_dir": str(workdir / "strategies")}
+    (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
     snakemake(workdir)
     return workdir
 

@@ -13,8 +13,10 @@ rule collect:
         "logs/collect.log",
     params:
         run_dirs=[run.run_dir for run in RUNS],
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m optrepro.collect --runs {output.runs} --curves {output.curves}"
+        "python -m optrepro.collect --runs {output.runs} --curves {output.curves}"
         " {params.run_dirs} 2> {log}"
 
 
@@ -28,6 +30,8 @@ rule summarize:
         "logs/summarize.log",
     params:
         references=get_references(),
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m optrepro.report.summarize --runs {input.runs} --out {output.summary}"
+        "python -m optrepro.report.summarize --runs {input.runs} --out {output.summary}"
         " {params.references} 2> {log}"

@@ -10,11 +10,13 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir).parent
 PACKAGE_PATH = str(REPO / "workflow")
 sys.path.insert(0, PACKAGE_PATH)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PATH, os.environ.get("PYTHONPATH")]))
+# Jobs run `python -m optrepro...` with this environment's interpreter and package.
+os.environ.update(
+    PYTHONPATH=PACKAGE_PATH,
+    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", os.defpath)]),
+)
 
 from optrepro import plan  # noqa: E402
-
-PYTHON = sys.executable
 
 validate(config, schema=str(REPO / "config" / "schema.yaml"))
 try:

@@ -23,6 +23,8 @@ rule report:
         html="reports/report.html",
     log:
         "logs/report.log",
+    conda:
+        "../../environment.yml"
     shell:
-        "{PYTHON} -m optrepro.report.render --runs {input.runs} --summary {input.summary}"
+        "python -m optrepro.report.render --runs {input.runs} --summary {input.summary}"
         " --config {input.config} --out {output.html} 2> {log}"

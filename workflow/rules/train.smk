@@ -20,8 +20,10 @@ rule train:
     threads: config.get("train_threads", 1)
     resources:
         gpu=get_train_resources_gpu,
+    conda:
+        "../../environment.yml"
     shell:
-        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} {PYTHON} -m optrepro.runner"
+        "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m optrepro.runner"
         " --task {wildcards.task} --protocol {wildcards.protocol} --benchmark {wildcards.benchmark}"
         " --strategy {input.strategy} --seed {wildcards.seed} --device {params.device}"
         " --scale {params.scale} {params.overrides} --config {params.run_config}"

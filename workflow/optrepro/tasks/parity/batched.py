@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .core import OptimizerConfig, TaskConfig, is_log_step
+from .core import OptimizerConfig, TaskConfig, build_model, is_log_step, train_one_run
 
 BCE_EPSILON = 1e-12  # ATen's clamp in binary_cross_entropy_backward
 ADAM_EPS = 1e-8
@@ -292,4 +292,24 @@ def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, to
     for r in range(len(runs)):
         lines = [(entry[0], float(v[0, r]), float(v[1, r])) for entry, v in zip(logged, log_values) if v[2, r]]
         outcomes.append(RunOutcome(steps_taken[r], accuracy[r], lines))
+    return outcomes
+
+
+def train_one_by_one(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, torch.Tensor]],
+                     test_sets: list[tuple[torch.Tensor, torch.Tensor]], config: TaskConfig,
+                     device: torch.device) -> list[RunOutcome]:
+    """The same runs through the original one-run-at-a-time loop: the reference for tests and benchmarks."""
+    outcomes = []
+    for run in runs:
+        model = build_model(config).to(device)
+        with torch.no_grad():
+            for target, source in zip([model[0].weight, model[0].bias, model[2].weight, model[2].bias],
+                                      run.parameters):
+                target.copy_(source)
+        packed, y = datasets[run.dataset_index]
+        x = unpack_bits(packed, config.n_features, torch.float32)
+        log: list[tuple[int, float, float]] = []
+        steps, accuracy = train_one_run(model, run.optimizer, x, y.float(), *test_sets[run.dataset_index], config,
+                                        run.order_seed, device, lambda *line: log.append(line))
+        outcomes.append(RunOutcome(steps, accuracy, log))
     return outcomes

@@ -1,0 +1,96 @@
+"""Statistics over seeds, checked against numpy/scipy computed here independently."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from optrepro.report.summarize import COLUMNS, main, read_table, summarize
+from optrepro.tasks import task_info
+
+ACCURACY = {"default": [0.91, 0.95, 0.93], "wide": [0.97, 0.99, 0.98]}
+
+
+def run(strategy, seed, status="ok", protocol="mlsbench", benchmark="n32-k8", accuracy=math.nan, error=""):
+    return {"task": "parity", "protocol": protocol, "benchmark": benchmark, "strategy": strategy, "seed": seed,
+            "scale": "quick", "status": status, "error": error, "test_accuracy": accuracy,
+            "test_accuracy_std": accuracy / 10, "mean_steps": 1000.0 * seed}
+
+
+def make_runs():
+    """2 strategies × 3 seeds, one failed run of `wide`, an all-failed `broken`, one run under another protocol."""
+    rows = [run(name, seed, accuracy=value) for name, values in ACCURACY.items()
+            for seed, value in enumerate(values, start=1)]
+    rows += [run("wide", 4, status="failed", error="boom"), run("broken", 1, status="failed", error="x"),
+             run("broken", 2, status="failed", error="x"), run("default", 1, protocol="corrected", accuracy=0.5)]
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return summarize(make_runs(), {"parity": "default"})
+
+
+def cell(summary, strategy, metric="test_accuracy", protocol="mlsbench"):
+    rows = summary[(summary.strategy == strategy) & (summary.metric == metric) & (summary.protocol == protocol)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_columns_and_metric_order(summary):
+    assert list(summary.columns) == COLUMNS
+    metrics = task_info("parity").METRICS
+    for _, rows in summary.groupby(["protocol", "strategy"]):
+        assert list(rows.metric) == list(metrics)
+        assert list(rows.direction) == list(metrics.values())
+
+
+@pytest.mark.parametrize("strategy", list(ACCURACY))
+def test_mean_std_ci(summary, strategy):
+    values = np.array(ACCURACY[strategy])
+    row = cell(summary, strategy)
+    sem = values.std(ddof=1) / np.sqrt(len(values))
+    low, high = stats.t.interval(0.95, df=len(values) - 1, loc=values.mean(), scale=sem)
+    assert row.n == 3
+    assert row["mean"] == pytest.approx(values.mean())
+    assert row["std"] == pytest.approx(values.std(ddof=1))
+    assert (row.ci95_low, row.ci95_high) == pytest.approx((low, high))
+
+
+def test_failures_are_counted_not_averaged(summary):
+    assert cell(summary, "wide").n_failed == 1 and cell(summary, "default").n_failed == 0
+    broken = summary[summary.strategy == "broken"]
+    assert len(broken) == 3 and (broken.n == 0).all() and (broken.n_failed == 2).all()
+    assert broken[["mean", "std", "ci95_low", "ci95_high", "delta"]].isna().all().all()
+
+
+def test_delta_against_the_reference(summary):
+    reference = np.mean(ACCURACY["default"])
+    wide = cell(summary, "wide")
+    assert wide.reference == "default" and wide.reference_mean == pytest.approx(reference)
+    assert wide.delta == pytest.approx(np.mean(ACCURACY["wide"]) - reference)
+    assert cell(summary, "default").delta == 0
+
+
+def test_protocols_are_separate_cells(summary):
+    corrected = cell(summary, "default", protocol="corrected")
+    assert corrected.n == 1 and corrected["mean"] == 0.5 and math.isnan(corrected["std"])
+    assert math.isnan(corrected.ci95_low) and corrected.delta == 0
+    assert cell(summary, "default").n == 3
+
+
+def test_no_reference_leaves_delta_empty():
+    summary = summarize(make_runs(), {})
+    assert (summary.reference == "").all() and summary.delta.isna().all()
+
+
+def test_cli_round_trip(tmp_path):
+    runs = make_runs()
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["--runs", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "summary.csv"),
+                 "--reference", "parity=default"]) == 0
+    written = read_table(tmp_path / "summary.csv")
+    pd.testing.assert_frame_equal(written, summarize(runs, {"parity": "default"}), check_dtype=False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs.csv", "summary.csv"]  # no temp file left
