@@ -8,7 +8,6 @@ the original benchmark's and logs of the original can be imported.
 
 from __future__ import annotations
 
-import math
 import re
 import sys
 from dataclasses import dataclass, field

@@ -106,3 +106,8 @@ def cuda_visible() -> bool:
     import shutil
 
     return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""
+
+
+def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
+    """Memory (mem_mb) and runtime (minutes) one training job should request, sized by its task."""
+    return task_info(task).job_resources(benchmark, protocol, overrides(config, task))

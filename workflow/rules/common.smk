@@ -58,6 +58,14 @@ def get_references():
                     for task, settings in config["tasks"].items() if settings.get("reference"))
 
 
+def get_train_mem_mb(wildcards):
+    return plan.job_resources(config, wildcards.task, wildcards.benchmark, wildcards.protocol)["mem_mb"]
+
+
+def get_train_runtime(wildcards):
+    return plan.job_resources(config, wildcards.task, wildcards.benchmark, wildcards.protocol)["runtime"]
+
+
 def get_train_resources_gpu(wildcards):
     """Train jobs hold one `gpu` where CUDA will be used, so --resources gpu=N caps them at N GPUs."""
     return 1 if config.get("device", "auto") != "cpu" and plan.cuda_visible() else 0

@@ -20,6 +20,8 @@ rule train:
     threads: config.get("train_threads", 1)
     resources:
         gpu=get_train_resources_gpu,
+        mem_mb=get_train_mem_mb,
+        runtime=get_train_runtime,
     conda:
         "../../environment.yml"
     shell:

@@ -21,44 +21,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-
-@dataclass(frozen=True)
-class TaskConfig:
-    n_features: int = 32
-    secret_size: int = 8
-    hidden_width: int = 512
-    batch_size: int = 128
-    max_steps: int = 30_000
-    max_train_examples: int = 12_800_000
-    num_hidden_secrets: int = 5
-    num_orderings: int = 3
-    test_set_size: int = 16_384
-    log_interval: int = 250
-    min_steps_before_stop: int = 1_000
-    early_stop_acc: float = 0.999
-    early_stop_windows: int = 4
-
-
-@dataclass(frozen=True)
-class OptimizerConfig:
-    lr: float
-    wd: float
-    beta1: float
-    beta2: float
-
-
-@dataclass(frozen=True)
-class RunResult:
-    secret_index: int
-    order_index: int
-    steps: int
-    test_accuracy: float
-
-
-DEFAULT_TASK = TaskConfig()
-
-SMOKE_OVERRIDES = dict(num_hidden_secrets=2, num_orderings=2, test_set_size=2_048, max_steps=4_000,
-                       log_interval=100, min_steps_before_stop=400, early_stop_windows=3)
+from .config import (DEFAULT_TASK, OptimizerConfig, RunResult, TaskConfig,  # noqa: F401 - the original's names
+                     maybe_apply_smoke_mode)
 
 
 def build_model(config: TaskConfig) -> nn.Sequential:
@@ -168,10 +132,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was requested but CUDA is not available.")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def maybe_apply_smoke_mode(config: TaskConfig, smoke: bool) -> TaskConfig:
-    return replace(config, **SMOKE_OVERRIDES) if smoke else config
 
 
 def is_log_step(step: int, config: TaskConfig) -> bool:

@@ -12,47 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from ...metrics import emit
 from ...strategy import StrategyError, call_strategy, load_strategy
-from . import BENCHMARKS, PROTOCOLS
 from .batched import PreparedRun, pack_bits, train_batched
-from .core import (DEFAULT_TASK, RunResult, TaskConfig, build_model, make_test_set, maybe_apply_smoke_mode,
-                   normalize_dataset, normalize_optimizer_config, resolve_device, sample_hidden_secrets,
-                   set_global_seed, strategy_namespace)
+from .config import BENCHMARKS, PROTOCOLS, ConfigError, RunResult, TaskConfig, parse_overrides, resolve_config
+from .core import (build_model, make_test_set, normalize_dataset, normalize_optimizer_config, resolve_device,
+                   sample_hidden_secrets, set_global_seed, strategy_namespace)
 
 STRATEGY_FUNCTIONS = ("init_model", "make_dataset", "get_optimizer_config")
-
-
-class ConfigError(Exception):
-    """A command line that names an unknown benchmark field or an invalid value."""
-
-
-def parse_overrides(items: list[str]) -> dict[str, object]:
-    """`field=value` pairs for TaskConfig, typed like the field (scale overrides such as the quick config's)."""
-    types = {f.name: type(getattr(DEFAULT_TASK, f.name)) for f in fields(TaskConfig)}
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in types:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
-        try:
-            overrides[key] = types[key](value)
-        except ValueError:
-            raise ConfigError(f"--set {item!r}: {value!r} is not a valid {types[key].__name__}") from None
-    return overrides
-
-
-def resolve_config(benchmark: str, protocol: str, smoke: bool = False,
-                   overrides: dict[str, object] | None = None) -> TaskConfig:
-    """DEFAULT_TASK, then the protocol, smoke mode, the benchmark's N and K, then scale overrides."""
-    config = replace(DEFAULT_TASK, **PROTOCOLS[protocol])
-    config = maybe_apply_smoke_mode(config, smoke)
-    return replace(config, **BENCHMARKS[benchmark], **(overrides or {}))
 
 
 def task_config_fields(config: TaskConfig) -> dict[str, object]:
