@@ -17,6 +17,11 @@ quick: $(VENV)/.installed  ## the whole workflow at quick scale -> reports/repor
 full: $(VENV)/.installed  ## the full reproduction (config/config.yaml; GPU scale)
 	$(SNAKEMAKE)
 
+CONFIG ?= config/quick.yaml
+report: $(VENV)/.installed  ## rebuild tables and report from existing results/, no training (CONFIG=...)
+	$(SNAKEMAKE) --configfile $(CONFIG) --allowed-rules resolved_config collect summarize report all \
+		--forcerun collect
+
 test: $(VENV)/.installed  ## the test suite
 	$(BIN)/python -m pytest
 
