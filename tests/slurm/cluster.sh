@@ -13,7 +13,8 @@ set -euo pipefail
 
 STATE_DIR=${OPTREPRO_SLURM_DIR:-/tmp/optrepro-slurm}
 LOG_DIR=$STATE_DIR/log
-# munged and mariadbd write their own pid and log files as their service users, so they get folders they own.
+# munged and mariadbd write their own pid and log files (and MariaDB its data) as their service users, so they
+# get folders they own.
 MUNGE_DIR=$STATE_DIR/munge
 MYSQL_DIR=$STATE_DIR/mysql
 CONF_DIR=/etc/slurm
@@ -43,8 +44,9 @@ dump_logs() {
     echo "===== sinfo -N -l =====" >&2
     sinfo -N -l >&2 || true
   fi
-  for f in "$LOG_DIR"/*.log "$MUNGE_DIR"/*.log "$MYSQL_DIR"/*.log; do
-    [[ -f $f ]] || continue
+  # *.out hold what a daemon printed before it opened its log, e.g. a configuration error.
+  for f in "$LOG_DIR"/* "$MUNGE_DIR"/*.log "$MYSQL_DIR"/*.log; do
+    [[ -s $f ]] || continue
     echo "===== $f (last 40 lines) =====" >&2
     tail -n 40 "$f" >&2
   done
@@ -56,13 +58,22 @@ die() {
   exit 1
 }
 
+# A zombie counts as gone: in containers whose PID 1 does not reap orphans (e.g. `tail -f /dev/null`),
+# a stopped daemon stays in /proc for good.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
 # The PID in a pid file, if that process is alive and is the daemon we expect: after a reboot with a
 # persistent state folder, a stale PID may belong to an unrelated process, which must be neither trusted nor killed.
 running_pid() {
   local name=$1 pidfile=$2 pid
   [[ -s $pidfile ]] || return 1
   pid=$(<"$pidfile")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$name" ]] || return 1
   echo "$pid"
 }
@@ -87,6 +98,10 @@ wait_for() {
     sleep 1
   done
 }
+
+# ready NAME COMMAND...: NAME runs under the PID in our pid file and COMMAND gets an answer; the PID check keeps
+# a foreign daemon on the same socket or port from passing for ours.
+ready() { is_running "$1" && "${@:2}"; }
 
 node_state() { sinfo -h -N -o %T 2>/dev/null; }
 
@@ -128,6 +143,7 @@ SlurmdLogFile=$LOG_DIR/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 MpiDefault=none
+MailProg=/bin/true
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # Without a default, a job that asks for no memory gets the whole node and jobs run one at a time.
@@ -163,6 +179,11 @@ prepare_dirs() {
   install -d -m 755 "$STATE_DIR" "$LOG_DIR" "$STATE_DIR/slurmctld" "$STATE_DIR/slurmd"
   install -d -m 700 -o munge -g munge "$MUNGE_DIR"
   install -d -m 700 -o mysql -g mysql "$MYSQL_DIR"
+  # A state folder under e.g. /root (mode 700) is out of the service users' reach.
+  if ! runuser -u munge -- test -w "$MUNGE_DIR" || ! runuser -u mysql -- test -w "$MYSQL_DIR"; then
+    log "ERROR: users munge and mysql cannot reach $STATE_DIR; choose another OPTREPRO_SLURM_DIR"
+    exit 1
+  fi
   # /run is a tmpfs that an init system would populate; without one, the sockets' folders must be made here.
   install -d -m 755 -o munge -g munge /run/munge
   install -d -m 755 -o mysql -g mysql /run/mysqld
@@ -174,20 +195,21 @@ start_munged() {
   [[ -s /etc/munge/munge.key ]] || runuser -u munge -- mungekey --create
   runuser -u munge -- /usr/sbin/munged --pid-file="$MUNGE_DIR/munged.pid" --log-file="$MUNGE_DIR/munged.log" \
     </dev/null >>"$LOG_DIR/munged.out" 2>&1 || die "munged failed to start"
-  wait_for "$READY_TIMEOUT" "munge" munge -n
+  wait_for "$READY_TIMEOUT" "munged" ready munged munge -n
 }
-
-mariadb_up() { mariadb-admin ping; }
 
 start_mariadbd() {
   is_running mariadbd && return
-  # The package initialises the data dir on install; a wiped one must be recreated before mariadbd starts.
-  [[ -d /var/lib/mysql/mysql ]] || mariadb-install-db --user=mysql --datadir=/var/lib/mysql >>"$LOG_DIR/mariadbd.out" 2>&1
+  # The accounting DB lives in the state folder, next to slurmctld's state: job IDs restart at 1 with a fresh
+  # folder, and old records in a shared /var/lib/mysql would then show up under the new jobs' IDs in sacct.
+  [[ -d $MYSQL_DIR/data/mysql ]] ||
+    mariadb-install-db --user=mysql --datadir="$MYSQL_DIR/data" >>"$LOG_DIR/mariadbd.out" 2>&1 ||
+    die "mariadb-install-db failed"
   # mariadbd stays in the foreground: setsid detaches it from this script, and its output must not hold the
   # caller's stdout open (CI steps and subprocess captures would otherwise wait for it).
-  setsid -f /usr/sbin/mariadbd --user=mysql --pid-file="$MYSQL_DIR/mariadbd.pid" --log-error="$MYSQL_DIR/mariadbd.log" \
-    </dev/null >>"$LOG_DIR/mariadbd.out" 2>&1
-  wait_for "$READY_TIMEOUT" "MariaDB" mariadb_up
+  setsid -f /usr/sbin/mariadbd --user=mysql --datadir="$MYSQL_DIR/data" --pid-file="$MYSQL_DIR/mariadbd.pid" \
+    --log-error="$MYSQL_DIR/mariadbd.log" </dev/null >>"$LOG_DIR/mariadbd.out" 2>&1
+  wait_for "$READY_TIMEOUT" "MariaDB" ready mariadbd mariadb-admin ping
   # root connects through the unix socket (Debian's default), so no root password is involved. Idempotent.
   mariadb <<EOF
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
@@ -196,13 +218,12 @@ GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
 EOF
 }
 
-# sacctmgr without a deadline can hang for a long time while slurmdbd is not yet listening.
-slurmdbd_up() { timeout 15 sacctmgr -n -P list cluster format=cluster; }
-
 start_slurmdbd() {
   is_running slurmdbd && return
   /usr/sbin/slurmdbd </dev/null >>"$LOG_DIR/slurmdbd.out" 2>&1 || die "slurmdbd failed to start"
-  wait_for "$READY_TIMEOUT" "slurmdbd" slurmdbd_up
+  # The first start creates the tables, which takes a few seconds; sacctmgr answers once that is done.
+  # (sacctmgr gets a deadline because it can hang while slurmdbd is not listening yet.)
+  wait_for "$READY_TIMEOUT" "slurmdbd" ready slurmdbd timeout 15 sacctmgr -n -P list cluster format=cluster
 }
 
 # slurmctld only records jobs for a cluster that slurmdbd knows; adding the cluster also creates the `root`
@@ -218,8 +239,10 @@ start_slurm_daemon() {
   "/usr/sbin/$name" </dev/null >>"$LOG_DIR/$name.out" 2>&1 || die "$name failed to start"
 }
 
+require_root() { [[ $(id -u) -eq 0 ]] || { log "must run as root"; exit 1; }; }
+
 cmd_start() {
-  [[ $(id -u) -eq 0 ]] || { log "must run as root"; exit 1; }
+  require_root
   install_packages
   write_config
   prepare_dirs
@@ -229,6 +252,7 @@ cmd_start() {
   register_cluster
   start_slurm_daemon slurmctld
   start_slurm_daemon slurmd
+  # Accepting mixed/allocated too lets `start` on a running cluster with jobs return at once.
   wait_for "$READY_TIMEOUT" "node $NODE to be idle" node_takes_jobs
   log "node $NODE is $(node_state); state, logs and pid files in $STATE_DIR"
 }
@@ -249,7 +273,7 @@ stop_daemon() {
   if pid=$(running_pid "$name" "$pidfile"); then
     kill -TERM "$pid"
     deadline=$((SECONDS + STOP_TIMEOUT))
-    while [[ -d /proc/$pid ]]; do
+    while alive "$pid"; do
       if ((SECONDS >= deadline)); then
         log "WARNING: $name (pid $pid) ignored SIGTERM for ${STOP_TIMEOUT}s; killing it"
         kill -KILL "$pid" 2>/dev/null || true
@@ -264,6 +288,7 @@ stop_daemon() {
 
 cmd_stop() {
   local i entry
+  require_root
   cancel_jobs
   for ((i = ${#DAEMONS[@]} - 1; i >= 0; i--)); do
     entry=${DAEMONS[i]}
@@ -272,6 +297,8 @@ cmd_stop() {
 }
 
 cmd_status() {
+  # sinfo retries an absent controller for ~20 s before giving up; answer at once when it is known to be down.
+  is_running slurmctld || { echo "slurmctld is not running (no live PID in $STATE_DIR/slurmctld.pid)"; return 1; }
   sinfo || true
   node_takes_jobs
 }
