@@ -55,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     command = driver_command(args, device["resolved"])
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
     log_tmp = run_dir / ".run.log.tmp"
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # The driver imports the same optrepro package as this script, wherever it was started from.
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
     with open(log_tmp, "w") as stdout:
         process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
         stderr_lines = []
