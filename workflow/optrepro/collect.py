@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .metrics import parse_log
+from .provenance import write_text_atomic
 
 IDENTITY = ["task", "protocol", "benchmark", "strategy", "seed", "scale"]
 INDEX_FIELDS = ["secret", "order", "run", "epoch", "step"]
@@ -76,10 +77,7 @@ def collect(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    write_text_atomic(path, table.to_csv(index=False))
 
 
 def main(argv: list[str] | None = None) -> int:

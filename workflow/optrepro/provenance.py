@@ -26,14 +26,18 @@ REPO_DIR = PACKAGE_DIR.parent.parent
 RECORDED_PACKAGES = ("torch", "torchvision", "opacus", "snakemake", "numpy", "pandas", "scipy")
 
 
-def write_json_atomic(path: str | Path, data: object) -> None:
+def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
-        json.dump(data, handle, indent=2, sort_keys=False, default=str)
-        handle.write("\n")
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
+                                     delete=False) as handle:
+        handle.write(text)
     os.replace(handle.name, path)
+
+
+def write_json_atomic(path: str | Path, data: object) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def sha256_tree(paths: list[Path]) -> str:

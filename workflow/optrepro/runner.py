@@ -71,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"driver killed by signal {-returncode}; no record written", file=sys.stderr)
         return 1
     log_text = log_tmp.read_text()
-    metrics = final_metrics(parse_log(log_text))
-    task_config = next((line.fields for line in parse_log(log_text) if line.kind == "TASK_CONFIG"), None)
+    parsed = parse_log(log_text)
+    metrics = final_metrics(parsed)
+    task_config = next((line.fields for line in parsed if line.kind == "TASK_CONFIG"), None)
     error = failure_reason(returncode, stderr_lines, bool(metrics))
     record = {
         "task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,

@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from ..provenance import write_text_atomic
 from .summarize import read_table
 
 BEST = "▲"
@@ -118,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output HTML file")
     args = parser.parse_args(argv)
     html = render_report(read_table(args.runs), read_table(args.summary), json.loads(args.config.read_text()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(args.out)
+    write_text_atomic(args.out, html)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
