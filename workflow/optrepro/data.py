@@ -39,6 +39,7 @@ from urllib.error import URLError
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
+from .provenance import write_json_atomic
 from .strategy import sha256_file
 
 DATASETS = ("mnist", "fmnist", "cifar10")
@@ -322,16 +323,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd.add_argument("--md5", action="append", default=[], metavar="FILE=HEX",
                            help="override one of torchvision's md5 constants (for mirrors of other files)")
     fetch_cmd.add_argument("--force", action="store_true", help="replace an existing folder that fails verification")
+    fetch_cmd.add_argument("--status", metavar="FILE",
+                           help="also write the outcome as JSON (ok, or failed with the error) and exit 0 either way, "
+                                "so that a workflow records the failure in its runs and goes on")
     args = parser.parse_args(argv)
     socket.setdefaulttimeout(TIMEOUT_S)  # torchvision's downloads set none; a silent host must not hang the rule
+    status = {"dataset": args.dataset, "root": args.root}
     try:
-        folder = fetch(args.dataset, args.root, args.source or None,
-                       pairs(args.sha256, "--sha256") or None, pairs(args.md5, "--md5"), args.force)
+        manifest = pairs(args.sha256, "--sha256") or None
+        folder = fetch(args.dataset, args.root, args.source or None, manifest, pairs(args.md5, "--md5"), args.force)
+        status.update(status="ok", error=None, sha256=checked_manifest(args.dataset, manifest))
     except DataError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
-        return 1
+        status.update(status="failed", error=str(exc), sha256={})
+    if args.status:
+        write_json_atomic(args.status, status)
+    if status["status"] != "ok":
+        return 0 if args.status else 1
     print(f"{args.dataset} ready at {folder}")
     return 0
+
+
+def read_status(path: str | Path) -> dict:
+    """A status file written by `fetch --status`; a missing or unreadable one reads as failed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        return {"status": "failed", "error": f"cannot read fetch status {path}: {exc}"}
 
 
 if __name__ == "__main__":

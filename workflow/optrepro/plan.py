@@ -101,6 +101,44 @@ def overrides(config: dict, task: str) -> list[str]:
     return [f"{key}={value}" for key, value in config["tasks"][task].get("overrides", {}).items()]
 
 
+def run_datasets(task: str, benchmark: str) -> list[str]:
+    """The datasets one benchmark of a task reads."""
+    dataset = task_info(task).DATASETS.get(benchmark)
+    return [dataset] if dataset else []
+
+
+def needed_datasets(config: dict) -> list[str]:
+    """Every dataset some planned benchmark reads."""
+    return sorted({d for task, settings in config["tasks"].items() for b in settings["benchmarks"]
+                   for d in run_datasets(task, b)})
+
+
+def data_root(config: dict) -> str:
+    return config.get("data", {}).get("root", "resources/data")
+
+
+def fetch_arguments(config: dict, dataset: str) -> list[str]:
+    """`python -m optrepro.data fetch` options for a dataset: its sources in order and its sha256 manifest."""
+    settings = config.get("data", {}).get("datasets", {}).get(dataset, {})
+    args = [f"--source={source}" for source in settings.get("sources", [])]
+    args += [f"--sha256={path}={digest}" for path, digest in settings.get("sha256", {}).items()]
+    args += [f"--md5={name}={digest}" for name, digest in settings.get("md5", {}).items()]
+    return args
+
+
+def forget_failed_fetches(config: dict) -> list[str]:
+    """Remove the status files of failed fetches, so that this invocation tries them again; return their names."""
+    from .data import read_status
+
+    forgotten = []
+    for dataset in needed_datasets(config):
+        status = Path(data_root(config), f"{dataset}.status.json")
+        if status.exists() and read_status(status).get("status") != "ok":
+            status.unlink()
+            forgotten.append(dataset)
+    return forgotten
+
+
 def cuda_visible() -> bool:
     """Whether this host has an NVIDIA GPU, without importing torch (the Snakefile is parsed often)."""
     import shutil

@@ -51,8 +51,8 @@ def sha256_tree(paths: list[Path]) -> str:
 
 def driver_files(task: str) -> list[Path]:
     """The code a task's result depends on: its driver package and the shared modules it uses."""
-    return sorted((PACKAGE_DIR / "tasks" / task).glob("*.py")) + [PACKAGE_DIR / "metrics.py",
-                                                                  PACKAGE_DIR / "strategy.py"]
+    shared = ["metrics.py", "strategy.py", "tasks/scale.py"]
+    return sorted((PACKAGE_DIR / "tasks" / task).glob("*.py")) + [PACKAGE_DIR / name for name in shared]
 
 
 def data_hashes(paths: list[str | Path]) -> dict[str, str]:

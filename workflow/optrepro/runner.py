@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .data import read_status
 from .metrics import final_metrics, parse_log
 from .provenance import (data_hashes, device_info, driver_files, environment, git_state, sha256_tree,
                          write_json_atomic)
@@ -48,6 +49,30 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
     return None if has_metrics else "driver printed no FINAL_METRICS/TEST_METRICS line"
 
 
+def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
+    """Why a dataset the run needs is not there (its fetch failed), or None when all are ready."""
+    for name in datasets:
+        status = read_status(Path(data_root, f"{name}.status.json"))
+        if status.get("status") != "ok":
+            return f"dataset {name} unavailable: {status.get('error')}"
+    return None
+
+
+def run_driver(command: list[str], log_path: Path, data_root: str) -> tuple[int, list[str]]:
+    """Run the driver with stdout to `log_path`; its stderr goes to the job log and is returned."""
+    # The driver imports the same optrepro package as this script, wherever it was started from.
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", DATA_ROOT=str(Path(data_root).resolve()),
+               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    with open(log_path, "w") as stdout:
+        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
+        stderr_lines = []
+        for line in process.stderr:  # pass through to the job log, keep for the record
+            sys.stderr.write(line)
+            stderr_lines.append(line.rstrip("\n"))
+        return process.wait(), stderr_lines
+
+
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -55,17 +80,12 @@ def run(args: argparse.Namespace) -> int:
     command = driver_command(args, device["resolved"])
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
     log_tmp = run_dir / ".run.log.tmp"
-    # The driver imports the same optrepro package as this script, wherever it was started from.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
-    with open(log_tmp, "w") as stdout:
-        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
-        stderr_lines = []
-        for line in process.stderr:  # pass through to the job log, keep for the record
-            sys.stderr.write(line)
-            stderr_lines.append(line.rstrip("\n"))
-        returncode = process.wait()
+    missing_data = unavailable_data(args.data_root, args.datasets)
+    if missing_data:  # a failed fetch is this run's result; the driver does not start
+        log_tmp.write_text("")
+        returncode, stderr_lines = 0, [f"ERROR: {missing_data}"]
+    else:
+        returncode, stderr_lines = run_driver(command, log_tmp, args.data_root)
     wall = time.monotonic() - start_clock
     if returncode < 0:
         print(f"driver killed by signal {-returncode}; no record written", file=sys.stderr)
@@ -80,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed, "protocol": args.protocol, "scale": args.scale,
         "status": "failed" if error else "ok", "error": error, "metrics": metrics,
         "hashes": {"strategy": sha256_file(args.strategy), "driver": sha256_tree(driver_files(args.task)),
-                   "data": data_hashes(args.data)},
+                   "data": {} if missing_data else data_hashes([Path(args.data_root, name) for name in args.datasets])},
         "config": {"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
         "command": command[1:], "exit_status": returncode,
         "git": git_state(), "environment": environment(), "device": device,
@@ -105,7 +125,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--scale", default="full", help="label of the configuration's scale (quick, full, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
-    parser.add_argument("--data", action="append", default=[], help="dataset file or folder to hash")
+    parser.add_argument("--data-root", default="resources/data",
+                        help="folder of the fetched datasets (the driver's DATA_ROOT)")
+    parser.add_argument("--dataset", dest="datasets", action="append", default=[],
+                        help="a dataset the run reads: checked to be fetched, its files hashed into the record")
     parser.add_argument("--config", default="{}", help="the workflow configuration of this run, as JSON")
     parser.add_argument("--run-dir", required=True)
     return parser.parse_args(argv)

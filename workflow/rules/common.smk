@@ -25,6 +25,10 @@ except plan.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RUNS = plan.planned_runs(config, REPO)
+DATA_ROOT = plan.data_root(config)
+if workflow.is_main_process and not workflow.dryrun:  # not in job processes, which parse this file too
+    for dataset in plan.forget_failed_fetches(config):
+        print(f"fetch of {dataset} failed last time; trying again", file=sys.stderr)
 
 
 wildcard_constraints:
@@ -41,6 +45,15 @@ def get_strategy_file(wildcards):
 
 def get_driver_sources(wildcards):
     return plan.driver_sources(wildcards.task)
+
+
+def get_dataset_status(wildcards):
+    """The fetch status files of the datasets a run reads (none for parity)."""
+    return [f"{DATA_ROOT}/{d}.status.json" for d in plan.run_datasets(wildcards.task, wildcards.benchmark)]
+
+
+def get_dataset_args(wildcards):
+    return " ".join(f"--dataset {d}" for d in plan.run_datasets(wildcards.task, wildcards.benchmark))
 
 
 def get_run_config(wildcards):

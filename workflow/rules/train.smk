@@ -6,6 +6,7 @@ rule train:
     input:
         strategy=get_strategy_file,
         driver=get_driver_sources,
+        data=get_dataset_status,
     output:
         log="results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}/run.log",
         record="results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}/record.json",
@@ -16,6 +17,8 @@ rule train:
         overrides=lambda wildcards: " ".join(f"--set {o}" for o in plan.overrides(config, wildcards.task)),
         run_config=get_run_config,
         scale=config.get("scale", "full"),
+        data_root=DATA_ROOT,
+        datasets=get_dataset_args,
         device=config.get("device", "auto"),
     threads: config.get("train_threads", 1)
     resources:
@@ -29,4 +32,5 @@ rule train:
         " --task {wildcards.task} --protocol {wildcards.protocol} --benchmark {wildcards.benchmark}"
         " --strategy {input.strategy} --seed {wildcards.seed} --device {params.device}"
         " --scale {params.scale} {params.overrides} --config {params.run_config}"
+        " --data-root {params.data_root} {params.datasets}"
         " --run-dir {params.run_dir} 2> {log}"

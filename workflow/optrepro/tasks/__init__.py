@@ -3,13 +3,15 @@
 * `BENCHMARKS`: benchmark name -> the driver's settings for it;
 * `PROTOCOLS`: protocol name -> the driver's settings for it (`mlsbench` first);
 * `METRICS`: the final metrics a report shows, in order, each with its direction
-  ("higher" or "lower" is better). This is the one place metric directions live.
+  ("higher" or "lower" is better). This is the one place metric directions live;
+* `DATASETS`: benchmark name -> the dataset (of `optrepro.data`) it reads, if any;
+* `job_resources(benchmark, protocol, overrides)`: memory and runtime of one job.
 """
 
 import importlib
 from types import ModuleType
 
-TASKS = ("parity",)
+TASKS = ("parity", "bilevel")
 
 
 def task_info(task: str) -> ModuleType:

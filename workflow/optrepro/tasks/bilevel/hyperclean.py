@@ -33,6 +33,7 @@ CUDA too.
 from __future__ import annotations
 
 import copy
+import os
 import random
 import time
 from dataclasses import dataclass, replace
@@ -166,8 +167,13 @@ def load_hyperclean_splits(config: HypercleanConfig = DEFAULT_HYPERCLEAN, seed: 
 
     config.validate()
     set_global_seed(seed)
-    mnist = datasets.MNIST(str(root if root is not None else resolve_dataset_root(config)), train=True,
-                           download=False)
+    root = str(root if root is not None else resolve_dataset_root(config))
+    try:
+        mnist = datasets.MNIST(root, train=True, download=False)
+    except RuntimeError as exc:  # torchvision's message names neither the folder nor the remedy
+        raise RuntimeError(f"MNIST not found under {root!r} (expected {root}/MNIST/raw; DATA_ROOT is "
+                           f"{os.environ.get('DATA_ROOT', 'unset')}; fetch it with `python -m optrepro.data fetch "
+                           f"--dataset mnist --root <DATA_ROOT>`): {exc}") from None
     train, val, test = split_and_pollute(mnist.data, mnist.targets, config)
     return tuple(split.to_device(device) for split in (train, val, test))
 

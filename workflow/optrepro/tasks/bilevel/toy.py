@@ -8,27 +8,27 @@
   Python floats (§5.3-§5.6), including its `gams` semantics (only the first
   penalty is used; a failure counts len(gams) x max_steps_per_gamma steps).
 * `run_toy_vectorised`: the same starts as one float64 torch computation on a
-  device. Every start follows the same formulas in the same order; per-start
-  masks freeze the recorded values of starts that have stopped, and the host
-  looks at the device only every `sync_every` steps to see whether all have.
-* `toy_metrics`, `emit_toy_result`, `run_toy`: the §5.6 metrics and the §9.1
-  lines, printed through `optrepro.metrics`.
+  device (what the driver runs). Every start follows the same formulas in the
+  same order; per-start masks freeze the recorded values of starts that have
+  stopped, and the host looks at the device only every `sync_every` steps.
+  `toy_outcome_one_by_one` is the plain one-start-at-a-time loop in Python
+  floats with torch's elementary functions (`SCALAR_TORCH_OPS`); the
+  vectorised computation equals it bit for bit on every start (tested).
+* `toy_metrics`, `toy_result`, `emit_toy_result`, `run_toy`: the §5.6 metrics
+  and the §9.1 lines, printed through `optrepro.metrics`.
 
-How equal the two are. Torch's sin/cos/exp/log are not the C library's
-(which Python's `math` uses), and Python's `v ** 2` is the C library's `pow`,
-which now and then differs from `v * v` in the last bit; given the same
-elementary functions the step maps are equal bit for bit. So most starts end
-bitwise equal to the original and the others agree to ~1e-15 (the projected
-gradient, a difference quotient, to the iterates' last bits over α), except
-at the rare starts whose path passes so close to a saddle that a last-bit
-difference changes it (the g_pbgd baseline has three of 1000; there a
-one-ulp nudge of the original's own starting point changes its step count
-too), and in runs that never converge and wander chaotically until the step
-cap (their final values differ). Either changes the FINAL_METRICS line: the
-g_pbgd baseline's convergence_steps (third decimal), the final_residual of a
-strategy whose every start oscillates to the cap (third decimal). Hence `run_toy` uses the reference unless asked for the vectorised run; the
-reference takes 0.4 s for the baselines and under 30 s for a strategy whose
-every start hits the 20,000-step cap on one CPU core.
+How equal to the original. Torch's sin/cos/exp/log/sqrt are not the C
+library's (which Python's `math` uses), Python's `v ** 2` is the C library's
+`pow`, which now and then differs from `v * v` in the last bit, and the
+projected gradient is sqrt(dx² + dy²) where the original calls hypot. So most
+starts end bitwise equal to the original's Python-float loop
+(`run_toy_reference`, kept for this comparison) and the others agree to
+~1e-15, except at the rare starts whose path passes so close to a saddle that
+a last-bit difference changes it (the g_pbgd baseline has three of 1000;
+there a one-ulp nudge of the original's own starting point changes its step
+count too), and in runs that never converge and wander chaotically until the
+step cap. Either can change the third decimal of a FINAL_METRICS value
+(g_pbgd baseline: convergence_steps 303.323 here, 303.318 in Python floats).
 
 Where the original crashes. Python's float arithmetic raises where torch's
 returns inf: when an iterate diverges, `(x + y) ** 2` in `toy_g` raises
@@ -46,6 +46,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import IO, Callable
 
 import torch
@@ -291,30 +292,43 @@ _DOMAIN_ERROR = _python_error(lambda: math.cos(math.inf))
 _SQUARE_OVERFLOW = _python_error(lambda: 1e300 ** 2)
 
 
-def _penalized_terms(x: torch.Tensor, y: torch.Tensor, method: str, gamma: float, exact_gradient: bool):
-    """`toy_penalized_gradient` on tensors, each operation in the original's order and association.
+def _scalar_op(function: Callable[..., torch.Tensor]) -> Callable[..., float]:
+    return lambda *values: function(*(torch.tensor(v, dtype=torch.float64) for v in values)).item()
+
+
+# Torch's float64 elementary functions on Python floats: with them, plain float arithmetic computes
+# what the tensor code computes, bit for bit (IEEE + - * / are correctly rounded everywhere; torch's sqrt
+# is not always, so it comes from torch too).
+# The projected gradient is sqrt(dx² + dy²), not hypot as in the original: torch's vectorised and scalar
+# hypot differ in the last bit, which would make the result depend on how starts are batched.
+SCALAR_TORCH_OPS = SimpleNamespace(sin=_scalar_op(torch.sin), cos=_scalar_op(torch.cos), exp=_scalar_op(torch.exp),
+                                   log=_scalar_op(torch.log), sqrt=_scalar_op(torch.sqrt))
+
+
+def _penalized_terms(x, y, method: str, gamma: float, exact_gradient: bool, ops=torch):
+    """`toy_penalized_gradient` on tensors (or floats with `SCALAR_TORCH_OPS`), in the original's order and association.
 
     Returns (f, d_x, d_y, 4y + 2, x + y); the last two let the caller see where the original raises.
     Python's `v ** 2` is written `v * v` (torch has no C-library `pow`).
     """
     # toy_f
     a = y * 4.0 + 2.0  # 4.0 * y + 2.0
-    cos_a = torch.cos(a)
+    cos_a = ops.cos(a)
     x4 = x * 4.0
-    exp_term = torch.exp(2.0 - x4)
+    exp_term = ops.exp(2.0 - x4)
     one_plus_exp = exp_term + 1.0
     w = x4 - 2.0
     w_sq_plus_1 = w * w + 1.0
-    upper = cos_a / one_plus_exp + torch.log(w_sq_plus_1) * 0.5
+    upper = cos_a / one_plus_exp + ops.log(w_sq_plus_1) * 0.5
     # toy_df / toy_df_exact
     num = exp_term * 4.0 * cos_a
     den = one_plus_exp * one_plus_exp if exact_gradient else exp_term * exp_term + 1.0
     grad_fx = num / den + (x * 16.0 - 8.0) / w_sq_plus_1
-    grad_fy = torch.sin(a) * -4.0 / one_plus_exp
+    grad_fy = ops.sin(a) * -4.0 / one_plus_exp
     # toy_dg / toy_gpbgd_penalty_grad
     s = x + y
-    sin_s = torch.sin(s)
-    cos_s = torch.cos(s)
+    sin_s = ops.sin(s)
+    cos_s = ops.cos(s)
     x_sin_cos = x * sin_s * cos_s
     if method == "v_pbgd":
         grad_gx = (s + sin_s * sin_s * 0.5 + x_sin_cos) * 2.0
@@ -364,7 +378,8 @@ class _VectorisedToy:
         moving = self.active.logical_xor_(raised)  # in place: self.active is `moving` until the end of the step
         x_next = torch.clamp(x - grad_x * alpha, self.x_lower, self.x_upper)
         y_next = y - grad_y * alpha
-        projected_grad = torch.hypot((x - x_next) / self.alpha_divisor, (y - y_next) / self.alpha_divisor)
+        dx, dy = (x - x_next) / self.alpha_divisor, (y - y_next) / self.alpha_divisor
+        projected_grad = torch.sqrt(dx * dx + dy * dy)  # not hypot: see SCALAR_TORCH_OPS
         residual = torch.abs(x_next + y_next)
         self.steps.add_(moving)
         self.objective = torch.where(moving, upper, self.objective)
@@ -376,27 +391,26 @@ class _VectorisedToy:
         self.x, self.y = x_next, y_next
 
 
-def run_toy_vectorised(strategy: ToyStrategy, config: ToyProblemConfig = DEFAULT_TOY, seed: int = 42,
-                       exact_gradient: bool = False, device: str | torch.device = "cpu",
-                       sync_every: int = 256) -> ToyResult:
-    """Every start of `run_toy_reference` as one float64 computation on `device`; same results (see module doc).
+@dataclass(frozen=True)
+class StartOutcome:
+    """Where one start's iteration ended, before the original's bookkeeping (§5.4) turns it into a ToyRun."""
 
-    The host checks whether every start has stopped only every `sync_every` steps.
-    `runtime_sec` covers the computation (no printing; `run_toy` times both).
-    """
-    strategy.validate()
-    config.validate()
+    steps: int  # iterations completed
+    converged: bool
+    error: str | None  # "domain" (math.cos(±inf)) or "overflow" ((x + y) ** 2): the original raises here
+    objective: float
+    residual: float
+    projected_grad: float
+
+
+def toy_outcomes_vectorised(points: list[tuple[float, float]], strategy: ToyStrategy, config: ToyProblemConfig,
+                            exact_gradient: bool, device: str | torch.device = "cpu",
+                            sync_every: int = 256) -> list[StartOutcome]:
+    """Every start at once as float64 tensors on `device`; the host looks only every `sync_every` steps."""
     if sync_every <= 0:
         raise ValueError("sync_every must be positive.")
-    start_time = time.perf_counter()
-    device = torch.device(device)
-    max_steps = config.max_steps_per_gamma
-    if max_steps > 0 and strategy.alpha0 / strategy.gams[0] == 0.0:
-        # alpha underflowed: every start raises ZeroDivisionError on its first step; the first ends the original.
-        first = run_toy_reference(strategy, replace(config, num_runs=1), seed, exact_gradient)
-        return ToyResult([], None, first.failure)
-    state = _VectorisedToy(toy_starting_points(config, seed), strategy, config, exact_gradient, device)
-    done = 0
+    state = _VectorisedToy(points, strategy, config, exact_gradient, torch.device(device))
+    max_steps, done = config.max_steps_per_gamma, 0
     while done < max_steps:
         chunk = min(sync_every, max_steps - done)
         for _ in range(chunk):
@@ -405,19 +419,70 @@ def run_toy_vectorised(strategy: ToyStrategy, config: ToyProblemConfig = DEFAULT
         if done < max_steps and not bool(state.active.any()):
             break
     steps = state.steps.tolist()
-    values = torch.stack([state.objective, state.residual, state.projected_grad]).cpu().tolist()
-    still_active, errored, domain = (t.tolist() for t in (state.active, state.errored, state.domain_error))
+    objective, residual, projected_grad = torch.stack(
+        [state.objective, state.residual, state.projected_grad]).cpu().tolist()
+    active, errored, domain = (t.tolist() for t in (state.active, state.errored, state.domain_error))
+    return [StartOutcome(steps[i], not (active[i] or errored[i]),
+                         ("domain" if domain[i] else "overflow") if errored[i] else None,
+                         objective[i], residual[i], projected_grad[i]) for i in range(len(points))]
+
+
+def toy_outcome_one_by_one(x: float, y: float, strategy: ToyStrategy, config: ToyProblemConfig,
+                           exact_gradient: bool) -> StartOutcome:
+    """One start in a plain loop of Python floats with torch's elementary functions.
+
+    The straightforward computation the vectorised one must equal bit for bit (`SCALAR_TORCH_OPS`).
+    """
+    gamma = float(strategy.gams[0])
+    alpha = strategy.alpha0 / gamma
+    objective, residual, projected_grad = math.nan, math.inf, math.inf
+    ops = SCALAR_TORCH_OPS
+    for step in range(config.max_steps_per_gamma):
+        upper, grad_x, grad_y, a, s = _penalized_terms(x, y, strategy.method, gamma, exact_gradient, ops)
+        if math.isinf(a) or math.isinf(s * s):
+            return StartOutcome(step, False, "domain" if math.isinf(a) else "overflow", objective, residual,
+                                projected_grad)
+        x_next = min(max(x - grad_x * alpha, config.x_lower), config.x_upper)
+        y_next = y - grad_y * alpha
+        objective, residual = upper, abs(x_next + y_next)
+        dx, dy = (x - x_next) / alpha, (y - y_next) / alpha
+        projected_grad = ops.sqrt(dx * dx + dy * dy)
+        x, y = x_next, y_next
+        if projected_grad <= config.stationarity_tol:
+            return StartOutcome(step + 1, True, None, objective, residual, projected_grad)
+    return StartOutcome(config.max_steps_per_gamma, False, None, objective, residual, projected_grad)
+
+
+def toy_result(outcomes: list[StartOutcome], strategy: ToyStrategy, config: ToyProblemConfig,
+               runtime_sec: float) -> ToyResult:
+    """The original's bookkeeping: failures count len(gams) x the cap (§5.4); the first raising start ends it."""
     runs: list[ToyRun] = []
-    failure = None
-    for i in range(config.num_runs):
-        if errored[i]:
-            failure = ToyFailure(i, steps[i], *(_DOMAIN_ERROR if domain[i] else _SQUARE_OVERFLOW))
-            break
-        success = not still_active[i]
-        count = steps[i] if success else len(strategy.gams) * max_steps
-        runs.append(ToyRun(i, count, values[0][i], values[1][i], values[2][i], success))
-    runtime = time.perf_counter() - start_time
-    return ToyResult(runs, None if failure else toy_metrics(runs, runtime), failure)
+    for i, outcome in enumerate(outcomes):
+        if outcome.error is not None:
+            error = _DOMAIN_ERROR if outcome.error == "domain" else _SQUARE_OVERFLOW
+            return ToyResult(runs, None, ToyFailure(i, outcome.steps, *error))
+        steps = outcome.steps if outcome.converged else len(strategy.gams) * config.max_steps_per_gamma
+        runs.append(ToyRun(i, steps, outcome.objective, outcome.residual, outcome.projected_grad, outcome.converged))
+    return ToyResult(runs, toy_metrics(runs, runtime_sec))
+
+
+def run_toy_vectorised(strategy: ToyStrategy, config: ToyProblemConfig = DEFAULT_TOY, seed: int = 42,
+                       exact_gradient: bool = False, device: str | torch.device = "cpu",
+                       sync_every: int = 256) -> ToyResult:
+    """Every start of `run_toy_reference` as one float64 computation on `device` (see the module doc).
+
+    `runtime_sec` covers the computation (no printing; `run_toy` times both).
+    """
+    strategy.validate()
+    config.validate()
+    start_time = time.perf_counter()
+    if config.max_steps_per_gamma > 0 and strategy.alpha0 / strategy.gams[0] == 0.0:
+        # alpha underflowed: every start raises ZeroDivisionError on its first step; the first ends the original.
+        first = run_toy_reference(strategy, replace(config, num_runs=1), seed, exact_gradient)
+        return ToyResult([], None, first.failure)
+    outcomes = toy_outcomes_vectorised(toy_starting_points(config, seed), strategy, config, exact_gradient, device,
+                                       sync_every)
+    return toy_result(outcomes, strategy, config, time.perf_counter() - start_time)
 
 
 # ---------------------------------------------------------------------------
@@ -447,12 +512,12 @@ def emit_toy_result(result: ToyResult, stream: IO[str] | None = None) -> list[st
 
 
 def run_toy(strategy: ToyStrategy, config: ToyProblemConfig = DEFAULT_TOY, seed: int = 42,
-            exact_gradient: bool = False, device: str | torch.device = "cpu", vectorised: bool = False,
+            exact_gradient: bool = False, device: str | torch.device = "cpu", vectorised: bool = True,
             stream: IO[str] | None = None) -> dict[str, float]:
     """Run the toy benchmark and print its lines as the original does; return the final metrics.
 
-    By default the original's own arithmetic (`run_toy_reference`); `vectorised` runs all starts at once on
-    `device`, faster when many starts run long, equal except at ill-conditioned starts (module docstring).
+    By default all starts at once on `device` (`run_toy_vectorised`); `vectorised=False` runs the original's
+    own Python-float loop, which differs only at ill-conditioned starts (module docstring).
 
     `runtime_sec` covers computing and printing the per-run lines, as in the original. Raises
     `ToyDivergedError` (after printing the lines of the runs before it) where the original crashes.

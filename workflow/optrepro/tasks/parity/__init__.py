@@ -2,4 +2,5 @@
 
 from .config import BENCHMARKS, PROTOCOLS, job_resources  # noqa: F401 - the task's interface (optrepro.tasks)
 
+DATASETS: dict[str, str] = {}  # parity generates its data
 METRICS = {"test_accuracy": "higher", "test_accuracy_std": "lower", "mean_steps": "lower"}

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+from ..scale import ConfigError  # noqa: F401 - raised by parse_overrides
+from ..scale import parse_overrides as parse_field_overrides
+
 
 @dataclass(frozen=True)
 class TaskConfig:
@@ -64,23 +67,9 @@ PROTOCOLS = {"mlsbench": {},
 SIZING_RUN_STEPS_PER_SECOND = 1_000
 
 
-class ConfigError(ValueError):
-    """A scale override that names an unknown field or has an invalid value."""
-
-
 def parse_overrides(items: list[str]) -> dict[str, object]:
     """`field=value` pairs for TaskConfig, typed like the field (scale overrides such as the quick config's)."""
-    types = {f.name: type(getattr(DEFAULT_TASK, f.name)) for f in fields(TaskConfig)}
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in types:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
-        try:
-            overrides[key] = types[key](value)
-        except ValueError:
-            raise ConfigError(f"--set {item!r}: {value!r} is not a valid {types[key].__name__}") from None
-    return overrides
+    return parse_field_overrides(items, {f.name: type(getattr(DEFAULT_TASK, f.name)) for f in fields(TaskConfig)})
 
 
 def resolve_config(benchmark: str, protocol: str, smoke: bool = False,

