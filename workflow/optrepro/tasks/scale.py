@@ -13,6 +13,15 @@ class ConfigError(ValueError):
     """A scale override that names an unknown field or has an invalid value."""
 
 
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
 def parse_overrides(items: list[str], types: Mapping[str, type]) -> dict[str, object]:
     """`field=value` pairs, each converted to its field's type; one precise error for the first bad item."""
     overrides = {}
@@ -20,8 +29,9 @@ def parse_overrides(items: list[str], types: Mapping[str, type]) -> dict[str, ob
         key, sep, value = item.partition("=")
         if not sep or key not in types:
             raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
+        convert = parse_bool if types[key] is bool else types[key]
         try:
-            overrides[key] = types[key](value)
+            overrides[key] = convert(value)
         except ValueError:
             raise ConfigError(f"--set {item!r}: {value!r} is not a valid {types[key].__name__}") from None
     return overrides

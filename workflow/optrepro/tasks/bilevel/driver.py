@@ -26,19 +26,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ...strategy import StrategyError, call_strategy, load_strategy
+from ..device import resolve_device
 from . import hyperclean, toy
 from .benchmarks import BENCHMARKS, PROTOCOLS, capped_strategy, hyperclean_config, parse_overrides, toy_config
 from .config import DEFAULT_TOY, ToyProblemConfig, ToyStrategy
 from .hyperclean_config import DEFAULT_HYPERCLEAN, HypercleanConfig, HypercleanEval, HypercleanStrategy
 
 STRATEGY_FUNCTIONS = ("get_toy_strategy", "get_hyperclean_strategy")
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` = CUDA if available else CPU; `cuda` without CUDA is an error (§4.1)."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but CUDA is not available.")
-    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
 
 
 def strategy_namespace() -> dict[str, object]:

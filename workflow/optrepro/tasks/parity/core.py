@@ -21,6 +21,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..device import resolve_device
 from .config import (DEFAULT_TASK, OptimizerConfig, RunResult, TaskConfig,  # noqa: F401 - the original's names
                      maybe_apply_smoke_mode)
 
@@ -124,14 +125,6 @@ def evaluate_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device
         yb = y[start:start + chunk].to(device)
         correct += int(((model(xb).reshape(-1) >= 0.5) == (yb >= 0.5)).sum())
     return correct / x.shape[0]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but CUDA is not available.")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def is_log_step(step: int, config: TaskConfig) -> bool:

@@ -1,0 +1,197 @@
+"""The DP-SGD driver: `python -m optrepro.tasks.dpsgd --benchmark mnist --strategy FILE --seed 42`.
+
+It prints the original's lines (dpsgd.md §9) in its order, preceded by a
+TASK_CONFIG line and followed by one FINAL_METRICS line (the runner's
+final metrics), and draws every random number the original draws, in the same
+order, from the same generators (§7.5). What differs is speed: the data
+lives on the device and per-example gradients come from one vectorised pass
+per batch (train.py). The protocol decides the accounting (accounting.py):
+`mlsbench` calibrates σ and reports ε with the benchmark's formula,
+`corrected` with an Opacus accountant, fails a run whose spend would exceed
+the target, and makes the final test accuracy the score (the original's
+best_accuracy is picked on the test set). Every run also reports
+`epsilon_rdp` (Opacus RDP over the σ the mechanism reported) and the privacy
+audit's verdict (audit.py). Bad input ends the process with one `ERROR:`
+line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ...data import DataError
+from ...metrics import emit, format_calibration, format_epoch, format_final_results, format_model
+from ...strategy import StrategyError, call_strategy, load_strategy
+from ..device import resolve_device
+from .accounting import BENCHMARK, PrivacyLedger, calibrate_sigma
+from .audit import audit_step, verdict
+from .config import BENCHMARKS, PROTOCOLS, ConfigError, DPSGDConfig, parse_overrides, resolve_config
+from .core import MODELS, strategy_namespace
+from .train import epoch_order, evaluate, load_split, per_sample_gradients
+
+STRATEGY_NAMES = ("DPMechanism",)
+LOG_EVERY = 50  # batches between TRAIN_METRICS lines (§9.2)
+# Accuracies and ε print with 4 decimals in TEST_METRICS (§9.3); FINAL_METRICS keeps them alike.
+FOUR_DECIMALS = dict.fromkeys(("score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "audit_ratio"), 4)
+
+
+def set_global_seed(seed: int) -> None:
+    """The torch CPU generator, numpy and every CUDA generator (§7.1 step 1)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def load_data(config: DPSGDConfig, root: str | Path, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(train x, train y, test x, test y) of the config's dataset under `root`, on the device."""
+    folder = Path(root) / config.dataset
+    train = load_split(config.dataset, folder, True, config.max_train_examples)
+    test = load_split(config.dataset, folder, False, config.max_test_examples)
+    return tuple(t.to(device) for t in (*train, *test))
+
+
+def install_gradients(path: str, model: torch.nn.Module, noised) -> None:
+    """Make `noised[j]` the gradient of parameter j (positional; missing ones stay None, extras are ignored)."""
+    if not isinstance(noised, (list, tuple)):
+        raise StrategyError(path, f"clip_and_noise must return a list of tensors, got {type(noised).__name__}")
+    for j, (p, g) in enumerate(zip(model.parameters(), noised)):
+        if not isinstance(g, torch.Tensor) or g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
+            got = f"{g.dtype} {tuple(g.shape)} on {g.device}" if isinstance(g, torch.Tensor) else type(g).__name__
+            raise StrategyError(path, f"clip_and_noise returned {got} for parameter {j}; expected "
+                                      f"{p.dtype} {tuple(p.shape)} on {p.device}")
+        p.grad = g
+
+
+def private_step(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 grads: list[torch.Tensor], step: int, epoch: int) -> None:
+    """§7.2 steps 2-3: the mechanism privatises the per-example gradients, the optimiser takes its step."""
+    noised = call_strategy(path, "clip_and_noise", mechanism.clip_and_noise, grads, step, epoch)
+    optimizer.zero_grad()
+    install_gradients(path, model, noised)
+    optimizer.step()
+
+
+def reported_sigma(path: str, value) -> float:
+    try:
+        sigma = float(value)
+    except (TypeError, ValueError):
+        sigma = math.nan
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise StrategyError(path, f"get_effective_sigma must return a positive number, got {value!r}")
+    return sigma
+
+
+def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                y: torch.Tensor, config: DPSGDConfig, epoch: int, step: int,
+                audits: list) -> tuple[int, float, float]:
+    """One epoch of §7.2, auditing its middle batch into `audits`; (global step after it, train loss, train acc %)."""
+    model.train()
+    batch, steps = config.batch_size, x.shape[0] // config.batch_size
+    order = epoch_order(x.shape[0]).to(x.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    for index in range(steps):
+        rows = order[index * batch:(index + 1) * batch]
+        xb, yb = x[rows], y[rows]
+        grads = per_sample_gradients(model, xb, yb)
+        if config.audit and index == steps // 2:
+            audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm))
+        private_step(path, mechanism, model, optimizer, grads, step, epoch)
+        with torch.no_grad():  # step 4: running loss and accuracy of the updated model on this batch
+            logits = model(xb)
+            loss_sum += F.cross_entropy(logits, yb).double() * batch
+            correct += (logits.argmax(dim=1) == yb).sum()
+        step += 1
+        if (index + 1) % LOG_EVERY == 0:
+            seen = (index + 1) * batch
+            emit("TRAIN_METRICS", {"epoch": epoch, "step": step, "loss": loss_sum.item() / seen,
+                                   "accuracy": 100.0 * correct.item() / seen}, decimals={"accuracy": 2})
+    return step, loss_sum.item() / (steps * batch), 100.0 * correct.item() / (steps * batch)
+
+
+def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Tensor, ...]) -> dict[str, object]:
+    """Train and account one run (§7), printing every line; return the FINAL_METRICS fields.
+
+    Seeding here rather than before loading the data draws the same numbers: loading draws none.
+    """
+    set_global_seed(seed)
+    x_train, y_train, x_test, y_test = data
+    n, batch = x_train.shape[0], config.batch_size
+    steps_per_epoch = n // batch
+    if steps_per_epoch == 0:
+        raise ConfigError(f"batch_size {batch} exceeds the {n} training examples")
+    total_steps, q = steps_per_epoch * config.epochs, batch / n
+    emit("TASK_CONFIG", {**{k: repr(v) if isinstance(v, float) else v for k, v in asdict(config).items()},
+                         "train_examples": n, "test_examples": x_test.shape[0]})
+    sigma = calibrate_sigma(config.accountant, config.target_epsilon, config.target_delta, q, total_steps)
+    print(format_calibration(sigma, config.target_epsilon, config.target_delta, total_steps, q), flush=True)
+    model = MODELS[config.dataset]().to(x_train.device)
+    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    print(format_model(type(model).__name__, n_params), flush=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs, eta_min=0)
+    mechanism = call_strategy(strategy.path, "DPMechanism", strategy.DPMechanism, max_grad_norm=config.max_grad_norm,
+                              noise_multiplier=sigma, n_params=n_params, dataset_size=n, batch_size=batch,
+                              epochs=config.epochs, target_epsilon=config.target_epsilon,
+                              target_delta=config.target_delta)
+    ledger, audits = PrivacyLedger(q, config.target_delta), []
+    step, best = 0, 0.0
+    for epoch in range(1, config.epochs + 1):
+        step, train_loss, train_acc = train_epoch(strategy.path, mechanism, model, optimizer, x_train, y_train,
+                                                  config, epoch, step, audits)
+        test_loss, test_acc = evaluate(model, x_test, y_test)
+        value = call_strategy(strategy.path, "get_effective_sigma", mechanism.get_effective_sigma, step, epoch)
+        ledger.report(step, reported_sigma(strategy.path, value))
+        print(format_epoch(epoch, config.epochs, train_loss, train_acc, test_loss, test_acc,
+                           ledger.epsilon(config.accountant), ledger.reported), flush=True)
+        best = max(best, test_acc)
+        if config.accountant != BENCHMARK:
+            ledger.check_budget(config.accountant, config.target_epsilon, total_steps, epoch, config.epochs)
+        scheduler.step()
+    _, accuracy = evaluate(model, x_test, y_test)
+    epsilon = ledger.epsilon(config.accountant)
+    print(flush=True)
+    emit("TEST_METRICS", {"accuracy": accuracy, "epsilon": epsilon, "best_accuracy": best}, FOUR_DECIMALS)
+    print(flush=True)
+    print(format_final_results(accuracy, best, epsilon), flush=True)
+    audit, audit_ratio = verdict(audits, [s for s, _ in ledger.epochs]) if config.audit else ("off", math.nan)
+    metrics = {"score": best if config.accountant == BENCHMARK else accuracy, "accuracy": accuracy,
+               "best_accuracy": best, "epsilon": epsilon, "epsilon_rdp": ledger.epsilon("rdp"), "sigma": sigma,
+               "sigma_reported": ledger.reported, "audit": audit, "audit_ratio": audit_ratio}
+    emit("FINAL_METRICS", metrics, FOUR_DECIMALS)
+    return metrics
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m optrepro.tasks.dpsgd", description=__doc__.splitlines()[0])
+    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="mnist")
+    parser.add_argument("--strategy", required=True, help="strategy file defining class DPMechanism")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="mlsbench")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a DPSGDConfig field (repeatable), e.g. epochs=1, accountant=prv")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = resolve_config(args.benchmark, args.protocol, parse_overrides(args.overrides))
+        device = resolve_device(args.device)
+        strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_NAMES)
+        data = load_data(config, os.environ.get("DATA_ROOT", "/data"), device)
+        run_benchmark(strategy, config, args.seed, data)
+    except (StrategyError, DataError, RuntimeError, ValueError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0
