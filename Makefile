@@ -29,4 +29,7 @@ lint: $(VENV)/.installed  ## Snakemake's linter on the workflow
 	$(SNAKEMAKE) --lint --configfile config/quick.yaml
 
 bench: $(VENV)/.installed  ## speed benchmarks on this machine's best device
+	PYTHONPATH=workflow $(BIN)/python -m optrepro.data fetch --dataset mnist --root resources/data
 	PYTHONPATH=workflow $(BIN)/python bench/parity_speed.py --device auto
+	PYTHONPATH=workflow $(BIN)/python bench/bilevel_speed.py --device auto
+	PYTHONPATH=workflow $(BIN)/python bench/dpsgd_speed.py --device auto

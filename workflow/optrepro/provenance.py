@@ -51,7 +51,7 @@ def sha256_tree(paths: list[Path]) -> str:
 
 def driver_files(task: str) -> list[Path]:
     """The code a task's result depends on: its driver package and the shared modules it uses."""
-    shared = ["metrics.py", "strategy.py", "tasks/scale.py"]
+    shared = ["metrics.py", "strategy.py", "tasks/scale.py", "tasks/device.py"]
     return sorted((PACKAGE_DIR / "tasks" / task).glob("*.py")) + [PACKAGE_DIR / name for name in shared]
 
 

@@ -11,7 +11,7 @@
 import importlib
 from types import ModuleType
 
-TASKS = ("parity", "bilevel")
+TASKS = ("parity", "bilevel", "dpsgd")
 
 
 def task_info(task: str) -> ModuleType:
