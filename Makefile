@@ -18,9 +18,8 @@ full: $(VENV)/.installed  ## the full reproduction (config/config.yaml; GPU scal
 	$(SNAKEMAKE)
 
 CONFIG ?= config/quick.yaml
-report: $(VENV)/.installed  ## rebuild tables and report from existing results/, no training (CONFIG=...)
-	$(SNAKEMAKE) --configfile $(CONFIG) --allowed-rules resolved_config collect summarize report all \
-		--forcerun collect
+report: $(VENV)/.installed  ## rebuild every report output from existing results/ (also copied from elsewhere), no training (CONFIG=...)
+	PYTHONPATH=workflow $(BIN)/python -m optrepro.report.rebuild --configfile $(CONFIG)
 
 test: $(VENV)/.installed  ## the test suite
 	$(BIN)/python -m pytest

@@ -1,105 +1,260 @@
-"""The HTML report from hand-made tables: every table, failures and their reasons, escaping, best marks, scale."""
+"""The report from hand-made runs: every table in HTML, Markdown and LaTeX, escaping of hostile names and errors,
+best marks by direction, Welch marks, n=1, a task whose runs all failed, a missing metric, mixed provenance,
+the reference comparison, and the CLI writing every output."""
 
 import json
 import math
+import re
+import shutil
+import subprocess
 
 import pandas as pd
 import pytest
 
-from optrepro.report.render import BEST, main, number, render_report
+from optrepro.report.reference import COLUMNS as REFERENCE_COLUMNS
+from optrepro.report.render import BEST, main, render_report
 from optrepro.report.summarize import summarize
+from optrepro.report.tables import number
 
 HOSTILE = "<script>alert(1)</script>"
+TEX_HOSTILE = "x_&%$#{}~^\\y|*"
 ERROR = "make_dataset raised ValueError: <b>x</b>"
-ACCURACY = {"default": [0.91, 0.95, 0.93], "wide": [0.97, 0.99, 0.98]}
+ACCURACY = {"default": [0.91, 0.95, 0.93], "wide": [0.97, 0.99, 0.98], HOSTILE: [0.5, 0.52, 0.51],
+            TEX_HOSTILE: [0.6, 0.62, 0.61]}
 BENCHMARKS = ["n32-k8", "n50-k8"]
+CONFIG = {"scale": "quick", "tasks": {"parity": {"reference": "default", "protocols": ["mlsbench", "corrected"]},
+                                      "bilevel": {"reference": "v_pbgd"}}}
 
 
-def run(benchmark, strategy, seed, accuracy=math.nan, error=""):
-    return {"task": "parity", "protocol": "mlsbench", "benchmark": benchmark, "strategy": strategy, "seed": seed,
+def run(benchmark, strategy, seed, accuracy=math.nan, error="", task="parity", protocol="mlsbench", **changes):
+    return {"task": task, "protocol": protocol, "benchmark": benchmark, "strategy": strategy, "seed": seed,
             "scale": "quick", "status": "failed" if error else "ok", "error": error, "wall_seconds": 12.5,
-            "device": "cpu", "device_name": "x86_64", "strategy_sha256": "a" * 64, "driver_sha256": "b" * 64,
-            "data_sha256": "", "git_commit": "c" * 40, "git_dirty": True, "python": "3.11.7",
-            "torch": "2.4.0", "host": "node1", "start": "", "end": "", "run_dir": "results/runs/x",
-            "test_accuracy": accuracy, "test_accuracy_std": accuracy / 10, "mean_steps": 1500.0}
+            "device": "cpu", "device_name": changes.get("device_name", "x86_64"), "strategy_sha256": "a" * 64,
+            "driver_sha256": "b" * 64, "data_sha256": "", "git_commit": "c" * 40, "git_dirty": True,
+            "python": "3.11.7", "torch": changes.get("torch", "2.14.1"),
+            "packages": f"numpy=2.4.6 torch={changes.get('torch', '2.14.1')}", "host": "node1", "start": "",
+            "end": "", "run_dir": f"results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}",
+            "test_accuracy": accuracy, "test_accuracy_std": accuracy / 10,
+            "mean_steps": math.nan if benchmark == "n50-k8" else 1500.0}
 
 
 def make_runs():
-    rows = [run(benchmark, name, seed, accuracy=value) for benchmark in BENCHMARKS
-            for name, values in ACCURACY.items() for seed, value in enumerate(values, start=1)]
-    return pd.DataFrame(rows + [run("n32-k8", HOSTILE, 1, error=ERROR)])
+    """Parity: 4 strategies × 3 seeds on two benchmarks (n50-k8 never prints mean_steps), a failed strategy with a
+    hostile error, `wide` on n50-k8 with one seed on another GPU and torch; one seed under `corrected`;
+    bilevel: every run failed."""
+    rows = [run(benchmark, name, seed, accuracy=value,
+                **({"device_name": "H100", "torch": "2.15.0"} if (benchmark, name, seed) == ("n50-k8", "wide", 3)
+                   else {}))
+            for benchmark in BENCHMARKS for name, values in ACCURACY.items()
+            for seed, value in enumerate(values, start=1)]
+    rows += [run("n32-k8", "broken", 1, error=ERROR), run("n32-k8", "default", 1, protocol="corrected", accuracy=0.9),
+             run("toy-convergence", "v_pbgd", 1, task="bilevel", error="toy diverged"),
+             run("toy-convergence", "v_pbgd", 2, task="bilevel", error="toy diverged")]
+    return pd.DataFrame(rows)
+
+
+def make_reference():
+    rows = [("parity", "n32-k8", "default", "mlsbench", "mean", "test_accuracy", 0.93, "paper Table 1"),  # inside CI
+            ("parity", "n32-k8", "wide", "mlsbench", "42", "test_accuracy", 0.90, "original logs"),  # outside CI
+            ("parity", "n32-k8", "wide", "mlsbench", "123", "test_accuracy", 0.92, "original logs"),
+            ("parity", "n32-k8", "default", "corrected", "mean", "test_accuracy", 0.8, "paper")]  # n=1
+    return pd.DataFrame(rows, columns=REFERENCE_COLUMNS)
 
 
 @pytest.fixture(scope="module")
-def tables():
+def report():
     runs = make_runs()
-    return runs, summarize(runs, {"parity": "default"})
+    return render_report(runs, summarize(runs, {"parity": "default", "bilevel": "v_pbgd"}), CONFIG,
+                         reference=make_reference())
 
 
 @pytest.fixture(scope="module")
-def html(tables):
-    return render_report(*tables, {"scale": "quick", "tasks": {"parity": {"reference": "default"}}})
+def html(report):
+    return report.html
 
 
-def test_every_benchmark_has_a_table(html):
+def section(text, heading, level="h2"):
+    """The page between a heading and the next heading of the same level."""
+    return text.split(heading, 1)[1].split(f"<{level}", 1)[0]
+
+
+def table_by_id(html, name):
+    return html.split(f'id="{name}"', 1)[1].split("</table>", 1)[0]
+
+
+def test_a_results_table_per_task_protocol_benchmark(report, html):
+    names = list(report.tex)  # LaTeX has one file per table of the page
     for benchmark in BENCHMARKS:
-        assert f"<h3>parity · mlsbench · {benchmark}</h3>" in html
-    assert html.count("<h3>") == len(BENCHMARKS)
+        assert f"results-quick-parity-mlsbench-{benchmark}" in names
+        assert f"statistics-quick-parity-mlsbench-{benchmark}" in names
+    assert {"results-quick-parity-corrected-n32-k8", "results-quick-bilevel-mlsbench-toy-convergence",
+            "ranking-quick-parity-mlsbench", "profile-quick-parity-mlsbench",
+            "reference-quick-parity-mlsbench-n32-k8", "reference-quick-parity-corrected-n32-k8"} <= set(names)
+    for name in names:
+        assert f'id="{name}"' in html
+    # configuration order: parity before bilevel, mlsbench before corrected
+    assert html.index('id="quick-parity-mlsbench"') < html.index('id="quick-parity-corrected"') < html.index(
+        'id="quick-bilevel-mlsbench"')
 
 
 def test_scale_label_and_counts(html):
     assert "Scale: quick — reduced budgets, not comparable with the paper" in html
-    assert "13 runs: 12 ok, 1 failed." in html
+    assert f"{len(make_runs())} runs: {len(make_runs()) - 3} ok, 3 failed." in html
 
 
-def test_untrusted_text_is_escaped(html):
+def test_untrusted_text_is_escaped_in_html(html):
     assert "<script>" not in html and "<b>x</b>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "make_dataset raised ValueError: &lt;b&gt;x&lt;/b&gt;" in html
+    assert "script-src" not in html and "default-src 'none'" in html  # no script may run at all
 
 
-def test_failed_cell_and_failed_runs_section(html):
-    failed_section = html.split("<h2>Failed runs</h2>")[1].split("<h2>")[0]
-    assert "&lt;b&gt;x&lt;/b&gt;" in failed_section and "No run failed" not in failed_section
-    assert '<span class="failed">FAILED</span><span class="notes">1 failed</span>' in html
+def test_untrusted_text_is_escaped_in_markdown(report):
+    markdown = report.markdown
+    assert "<script>" not in markdown and "<b>x</b>" not in markdown
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith("| x\\_")]
+    assert rows and all(line.count("|") - line.count("\\|") == 6 for line in rows[:1])  # strategy, n, 3 metrics
+    assert "x\\_&amp;%$\\#\\{\\}\\~^\\\\y\\|\\*" in markdown
 
 
-def test_best_mean_is_marked(html):
-    best = f"<strong>{BEST} {number(0.98)} ± {number(0.01)}</strong>"  # wide's test_accuracy in each benchmark
-    assert html.count(best) == len(BENCHMARKS)
-    lowest_std = f"<strong>{BEST} {number(0.093)} ± {number(0.002)}</strong>"  # default's test_accuracy_std
-    assert html.count(lowest_std) == len(BENCHMARKS)
-    assert html.count(f"<strong>{BEST} ") == 2 * len(BENCHMARKS)  # mean_steps: all tie, so none is marked
+def test_best_mean_by_direction(html):
+    table = table_by_id(html, "results-quick-parity-mlsbench-n32-k8")
+    best = re.findall(rf'<span class="best">{BEST} ([^<]*)</span>', table)
+    # wide has the highest test_accuracy; the hostile strategy the lowest test_accuracy_std (lower is better);
+    # mean_steps: all tie, so none is marked
+    assert sorted(best) == [f"{number(0.051)} ± {number(0.001)}", f"{number(0.98)} ± {number(0.01)}"]
+    ranking = table_by_id(html, "ranking-quick-parity-mlsbench")
+    assert ranking.index("<code>wide</code>") < ranking.index("<code>default</code>")
 
 
-def test_reference_row_and_delta(html):
-    assert html.count('<tr class="reference">') == len(BENCHMARKS)
-    assert "Δ vs default" in html and number(0.98 - 0.93, signed=True) in html
+def test_welch_note_and_mark(html):
+    table = table_by_id(html, "results-quick-parity-mlsbench-n32-k8")
+    wide = table.split("<code>wide</code>")[1].split("</tr>")[0]
+    assert "<sup>*</sup>" in wide and "Δ +0.05, p=0.032" in wide
+    default = table.split("<code>default</code>")[1].split("</tr>")[0]
+    assert "<sup>" not in default and "Δ" not in default and "(reference)" in default
 
 
-def test_provenance_and_configuration(html):
-    provenance = html.split("<h2>Provenance</h2>")[1].split("<h2>")[0]
-    assert provenance.count("<tr>") == 1 + len(make_runs())
-    assert "aaaaaaaaaaaa</code>" in provenance and "a" * 13 not in provenance
-    assert "cccccccccccc</code> (dirty)" in provenance and "<code>—</code>" in provenance
-    assert '&#34;reference&#34;: &#34;default&#34;' in html
+def test_one_seed_says_no_ci(html):
+    corrected = table_by_id(html, "results-quick-parity-corrected-n32-k8")
+    assert "n=1: no CI" in corrected and "±" not in corrected
 
 
-def test_no_failures_says_so(tables):
-    runs, summary = tables
-    ok = runs[runs.status == "ok"]
-    html = render_report(ok, summarize(ok, {}), {"scale": "full"})
-    assert "No run failed." in html and "Scale: full" in html and "FAILED" not in html and "Δ vs" not in html
+def test_a_task_whose_runs_all_failed(html):
+    table = table_by_id(html, "results-quick-bilevel-mlsbench-toy-convergence")
+    assert table.count('failed">FAILED') >= 1 and "+2 failed" in table
+    failed = section(html, '<h2 id="failed-runs">')
+    assert failed.count("toy diverged") == 2 and "&lt;b&gt;x&lt;/b&gt;" in failed
 
 
-def test_cli_writes_the_page(tmp_path, tables):
-    runs, summary = tables
+def test_a_metric_no_run_printed_is_not_a_column(html):
+    assert "mean_steps ↓" in table_by_id(html, "results-quick-parity-mlsbench-n32-k8")
+    assert "mean_steps" not in table_by_id(html, "results-quick-parity-mlsbench-n50-k8")
+
+
+def test_mixed_provenance_is_flagged_on_the_cell(report, html):
+    table = table_by_id(html, "results-quick-parity-mlsbench-n50-k8")
+    warned = [row for row in table.split("<tr")[1:] if "warned" in row.split(">")[0]]
+    assert len(warned) == 1 and "<code>wide</code>" in warned[0]
+    assert "runs disagree on package versions (2 values); device model (2 values)" in warned[0]
+    assert "⚠" not in table_by_id(html, "results-quick-parity-mlsbench-n32-k8")
+    provenance = section(html, '<h2 id="provenance">')
+    assert "device_name: H100 | x86_64" in provenance
+    cells = [c for c in report.provenance["cells"] if c["warning"]]
+    assert [(c["benchmark"], c["strategy"]) for c in cells] == [("n50-k8", "wide")]
+    assert cells[0]["differences"]["packages"] == ["numpy=2.4.6 torch=2.14.1", "numpy=2.4.6 torch=2.15.0"]
+    assert "$^\\dagger$" in report.tex["results-quick-parity-mlsbench-n50-k8"]
+
+
+def test_reference_comparison(html):
+    table = table_by_id(html, "reference-quick-parity-mlsbench-n32-k8")
+    rows = table.split("<tr")[2:]
+    default = next(row for row in rows if "<code>default</code>" in row)
+    wide = next(row for row in rows if "<code>wide</code>" in row)
+    assert ">yes<" in default and "paper Table 1" in default and number(0.93 - 0.93, signed=True) in default
+    assert 'class="failed">no<' in wide and ">2<" in wide and number(0.98 - 0.91, signed=True) in wide
+    one_seed = table_by_id(html, "reference-quick-parity-corrected-n32-k8")
+    assert "— (n &lt; 2)" in one_seed and number(0.1, signed=True) in one_seed
+
+
+def test_provenance_record(report):
+    record = json.loads(json.dumps(report.provenance))  # plain JSON types only
+    assert len(record["cells"]) == len(make_runs().groupby(["task", "protocol", "benchmark", "strategy"]))
+    assert sum(len(cell["runs"]) for cell in record["cells"]) == len(make_runs())
+    assert {run["error"] for run in record["failed_runs"]} == {ERROR, "toy diverged"}
+    assert record["config"] == CONFIG and record["missing_runs"] == []
+
+
+def check_tex_structure(name, text):
+    columns = re.search(r"\\begin\{tabular\}\{([lr]+)\}", text).group(1)
+    body = text.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0]
+    for line in [text.split("\\toprule\n", 1)[1].split("\\midrule", 1)[0], *body.strip().splitlines()]:
+        cells = re.split(r"(?<!\\)&", line.strip().removesuffix("\\\\"))
+        assert len(cells) == len(columns), (name, line)
+    assert text.count("\\toprule") == text.count("\\midrule") == text.count("\\bottomrule") == 1
+    assert f"\\label{{tab:{name}}}" in text and "<script>" not in text
+
+
+def test_latex_tables_are_booktabs_and_escaped(report):
+    assert len(report.tex) >= 12
+    for name, text in report.tex.items():
+        check_tex_structure(name, text)
+    n32 = report.tex["results-quick-parity-mlsbench-n32-k8"]
+    assert "x\\_\\&\\%\\$\\#\\{\\}\\textasciitilde{}\\textasciicircum{}\\textbackslash{}y|*" in n32
+    assert "\\textless{}script\\textgreater{}" in n32 and "\\textbf{" in n32 and "$^{*}$" in n32
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no TeX engine here: tables checked structurally only")
+def test_latex_tables_compile(report, tmp_path):
+    for name, text in report.tex.items():
+        (tmp_path / f"{name}.tex").write_text(text)
+    inputs = "".join(f"\\input{{{name}.tex}}\n\\clearpage\n" for name in report.tex)
+    (tmp_path / "all.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n"
+                                      "\\usepackage[margin=1cm,landscape]{geometry}\n\\begin{document}\n"
+                                      f"{inputs}\\end{{document}}\n")
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "all.pdf").stat().st_size > 0
+    assert "Missing character" not in (tmp_path / "all.log").read_text(errors="replace")
+
+
+def test_no_failures_and_no_reference_says_so():
+    runs = make_runs()
+    ok = runs[(runs.status == "ok") & (runs.task == "parity")]
+    html = render_report(ok, summarize(ok, {}), {"scale": "full"}).html
+    assert "No run failed." in html and "Scale: full" in html and "FAILED" not in html
+    assert "Δ +" not in html and "Δ -" not in html and "</span><sup>*</sup>" not in html
+    assert "reference-" not in html
+
+
+def test_cli_writes_every_output(tmp_path):
+    runs = make_runs()
     runs.to_csv(tmp_path / "runs.csv", index=False)
-    summary.to_csv(tmp_path / "summary.csv", index=False)
-    (tmp_path / "config.json").write_text(json.dumps({"scale": "quick"}))
-    out = tmp_path / "reports" / "report.html"
+    summarize(runs, {"parity": "default"}).to_csv(tmp_path / "summary.csv", index=False)
+    make_reference().to_csv(tmp_path / "reference.csv", index=False)
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    figures = tmp_path / "reports" / "figures"
+    figures.mkdir(parents=True)
+    (figures / "figures.json").write_text("[]")
+    out = tmp_path / "reports"
     assert main(["--runs", str(tmp_path / "runs.csv"), "--summary", str(tmp_path / "summary.csv"),
-                 "--config", str(tmp_path / "config.json"), "--out", str(out)]) == 0
-    page = out.read_text(encoding="utf-8")
-    assert HOSTILE not in page and "(reference)" in page and "http" not in page
-    assert [path.name for path in out.parent.iterdir()] == ["report.html"]
+                 "--figures", str(figures), "--config", str(tmp_path / "config.json"),
+                 "--reference", str(tmp_path / "reference.csv"), "--html", str(out / "report.html"),
+                 "--markdown", str(out / "report.md"), "--tables", str(out / "tables"),
+                 "--provenance", str(out / "provenance.json")]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert HOSTILE not in page and "(reference)" in page and "http" not in page.split("</style>")[1]
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "provenance.json", "report.html", "report.md",
+                                                     "tables"]  # no temporary file left
+    assert len(list((out / "tables").glob("*.tex"))) >= 12
+    assert json.loads((out / "provenance.json").read_text())["config"] == CONFIG
+
+
+def test_no_runs_at_all():
+    from optrepro.collect import collect
+
+    runs, _ = collect([])
+    report = render_report(runs, summarize(runs, {}), {"scale": "quick"})
+    assert "No results." in report.html and "No results." in report.markdown and report.tex == {}

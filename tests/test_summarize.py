@@ -1,4 +1,5 @@
-"""Statistics over seeds, checked against numpy/scipy computed here independently."""
+"""Statistics over seeds, checked against numpy/scipy computed here independently; metric directions and headlines
+from the task's declarations; undeclared and non-numeric metrics."""
 
 import math
 
@@ -45,6 +46,7 @@ def test_columns_and_metric_order(summary):
     for _, rows in summary.groupby(["protocol", "strategy"]):
         assert list(rows.metric) == list(metrics)
         assert list(rows.direction) == list(metrics.values())
+        assert list(rows.headline) == [True, False, False]  # parity declares no HEADLINE: its first metric
 
 
 @pytest.mark.parametrize("strategy", list(ACCURACY))
@@ -66,24 +68,61 @@ def test_failures_are_counted_not_averaged(summary):
     assert broken[["mean", "std", "ci95_low", "ci95_high", "delta"]].isna().all().all()
 
 
-def test_delta_against_the_reference(summary):
+def test_delta_and_welch_test_against_the_reference(summary):
     reference = np.mean(ACCURACY["default"])
     wide = cell(summary, "wide")
     assert wide.reference == "default" and wide.reference_mean == pytest.approx(reference)
     assert wide.delta == pytest.approx(np.mean(ACCURACY["wide"]) - reference)
-    assert cell(summary, "default").delta == 0
+    expected = stats.ttest_ind(ACCURACY["wide"], ACCURACY["default"], equal_var=False).pvalue
+    assert wide.p_value == pytest.approx(expected)
+    assert cell(summary, "default").delta == 0 and math.isnan(cell(summary, "default").p_value)
+    assert math.isnan(cell(summary, "broken").p_value)
 
 
-def test_protocols_are_separate_cells(summary):
+def test_protocols_are_separate_cells_and_one_seed_has_no_ci(summary):
     corrected = cell(summary, "default", protocol="corrected")
     assert corrected.n == 1 and corrected["mean"] == 0.5 and math.isnan(corrected["std"])
-    assert math.isnan(corrected.ci95_low) and corrected.delta == 0
+    assert math.isnan(corrected.ci95_low) and corrected.delta == 0 and math.isnan(corrected.p_value)
     assert cell(summary, "default").n == 3
+
+
+def test_undeclared_and_non_numeric_metrics_are_kept_without_a_direction():
+    runs = make_runs().assign(score=lambda r: r.test_accuracy,
+                              audit=lambda r: ["ok", "under-noised:0.50", "ok"] * 3 + ["ok"] * (len(r) - 9))
+    summary = summarize(runs, {"parity": "default"})
+    rows = summary[(summary.strategy == "default") & (summary.protocol == "mlsbench")]
+    assert list(rows.metric) == [*task_info("parity").METRICS, "score", "audit"]
+    assert rows.direction.iloc[-2:].isna().all() and rows.seen.iloc[:-1].isna().all()
+    audit = rows[rows.metric == "audit"].iloc[0]
+    assert audit.seen == "ok ×2, under-noised:0.50 ×1" and audit.n == 3 and math.isnan(audit["mean"])
+    assert math.isnan(audit.p_value) and math.isnan(audit.delta)
+    assert rows[rows.metric == "score"].iloc[0]["mean"] == pytest.approx(np.mean(ACCURACY["default"]))
+
+
+def test_a_declared_metric_nobody_printed_shows_only_when_no_declared_one_was():
+    runs = make_runs().drop(columns=["mean_steps"])
+    assert "mean_steps" not in set(summarize(runs, {}).metric)
+    nothing = make_runs()[lambda r: r.strategy == "broken"].drop(columns=["test_accuracy", "test_accuracy_std",
+                                                                          "mean_steps"])
+    assert list(summarize(nothing, {}).metric) == list(task_info("parity").METRICS)
+
+
+def test_headline_and_directions_come_from_the_task(monkeypatch):
+    monkeypatch.setattr(task_info("parity"), "HEADLINE", {"n32-k8": "mean_steps"}, raising=False)
+    monkeypatch.setitem(task_info("parity").METRICS, "test_accuracy", "lower")
+    summary = summarize(make_runs(), {})
+    n32 = summary[(summary.benchmark == "n32-k8") & (summary.strategy == "default") & (summary.protocol == "mlsbench")]
+    assert n32.set_index("metric").headline.to_dict() == {"test_accuracy": False, "test_accuracy_std": False,
+                                                           "mean_steps": True}
+    assert n32.set_index("metric").direction["test_accuracy"] == "lower"
+    monkeypatch.setitem(task_info("parity").METRICS, "test_accuracy", "better")
+    with pytest.raises(ValueError, match="direction"):
+        summarize(make_runs(), {})
 
 
 def test_no_reference_leaves_delta_empty():
     summary = summarize(make_runs(), {})
-    assert (summary.reference == "").all() and summary.delta.isna().all()
+    assert summary.reference.isna().all() and summary.delta.isna().all() and summary.p_value.isna().all()
 
 
 def test_cli_round_trip(tmp_path):

@@ -80,7 +80,8 @@ def test_tables_hold_every_run(workdir):
     assert set(failed.strategy) == {"broken"} and len(failed) == 4
     assert failed.error.str.contains("make_dataset raised ValueError: no <b>dataset</b> for secret").all()
     curves = pd.read_csv(workdir / "results/tables/curves.csv")
-    assert set(curves.metric) == {"loss", "acc"} and set(curves.step) == {1, 20, 40, 60}
+    steps = curves[curves.kind == "TRAIN_METRICS"]
+    assert set(steps.metric) == {"loss", "acc"} and set(steps.step) == {1, 20, 40, 60}
 
 
 def test_summary_and_report(workdir):
@@ -105,7 +106,7 @@ def test_editing_a_strategy_reruns_only_its_jobs(workdir):
     jobs = planned_jobs(snakemake(workdir, "-n"))
     trains = [strategy for rule, strategy in jobs if rule == "train"]
     assert sorted(trains) == ["multi_epoch"] * 4
-    assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "report", "all"}
+    assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "figures", "report", "all"}
 
 
 def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_path):

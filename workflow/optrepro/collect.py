@@ -4,8 +4,11 @@
 
 * runs.csv: one row per run: identity, status and error, provenance columns,
   and one column per final metric;
-* curves.csv: TRAIN_METRICS lines in long format: identity, the line's index
-  fields (secret, order, run, epoch, step), then metric and value.
+* curves.csv: every line a run prints more than once, in long format: identity,
+  the line's kind (TRAIN_METRICS: parity/bilevel steps, DP-SGD batches and the
+  1000 toy starts; EPOCH: DP-SGD's end-of-epoch line; RUN_METRICS: parity's
+  per-run test accuracy), its index fields (secret, order, run, epoch, step),
+  then metric and value.
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ from .provenance import write_text_atomic
 
 IDENTITY = ["task", "protocol", "benchmark", "strategy", "seed", "scale"]
 INDEX_FIELDS = ["secret", "order", "run", "epoch", "step"]
+# Line kinds that go to curves.csv, each with the fields that are neither index nor metric (`Epoch 3/5`: 5).
+CURVE_KINDS = {"TRAIN_METRICS": (), "EPOCH": ("epochs",), "RUN_METRICS": ()}
+CURVE_COLUMNS = IDENTITY + ["kind"] + INDEX_FIELDS + ["metric", "value"]
 PROVENANCE = ["status", "error", "wall_seconds", "device", "device_name", "strategy_sha256", "driver_sha256",
-              "data_sha256", "git_commit", "git_dirty", "python", "torch", "host", "start", "end", "run_dir"]
+              "data_sha256", "git_commit", "git_dirty", "python", "torch", "packages", "host", "start", "end",
+              "run_dir"]
 
 
 def data_digest(hashes: dict[str, str]) -> str:
@@ -32,6 +39,11 @@ def data_digest(hashes: dict[str, str]) -> str:
     if not hashes:
         return ""
     return hashlib.sha256("".join(f"{k}={v};" for k, v in sorted(hashes.items())).encode()).hexdigest()
+
+
+def package_versions(packages: dict[str, str | None]) -> str:
+    """All recorded package versions as one comparable label: `numpy=2.4.6 torch=2.14.1 ...` (name order)."""
+    return " ".join(f"{name}={version or '-'}" for name, version in sorted(packages.items()))
 
 
 def run_row(record: dict, run_dir: Path) -> dict[str, object]:
@@ -42,7 +54,8 @@ def run_row(record: dict, run_dir: Path) -> dict[str, object]:
         "strategy_sha256": record["hashes"]["strategy"], "driver_sha256": record["hashes"]["driver"],
         "data_sha256": data_digest(record["hashes"]["data"]), "git_commit": record["git"]["commit"],
         "git_dirty": record["git"]["dirty"], "python": record["environment"]["python"],
-        "torch": record["environment"]["packages"].get("torch"), "host": record["environment"]["host"],
+        "torch": record["environment"]["packages"].get("torch"),
+        "packages": package_versions(record["environment"]["packages"]), "host": record["environment"]["host"],
         "start": record.get("start"), "end": record.get("end"), "run_dir": str(run_dir),
     })
     clashes = set(record["metrics"]) & set(row)
@@ -56,12 +69,12 @@ def curve_rows(record: dict, log_text: str) -> list[dict[str, object]]:
     identity = {key: record.get(key) for key in IDENTITY}
     rows = []
     for line in parse_log(log_text):
-        if line.kind != "TRAIN_METRICS":
+        if line.kind not in CURVE_KINDS:
             continue
         index = {key: line.fields.get(key) for key in INDEX_FIELDS}
-        for metric, value in line.fields.items():
-            if metric not in INDEX_FIELDS:
-                rows.append({**identity, **index, "metric": metric, "value": value})
+        skip = set(INDEX_FIELDS) | set(CURVE_KINDS[line.kind])
+        rows.extend({**identity, "kind": line.kind, **index, "metric": metric, "value": value}
+                    for metric, value in line.fields.items() if metric not in skip)
     return rows
 
 
@@ -72,12 +85,21 @@ def collect(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         runs.append(run_row(record, run_dir))
         curves.extend(curve_rows(record, (run_dir / "run.log").read_text()))
     runs_table = pd.DataFrame(runs, columns=None if runs else IDENTITY + PROVENANCE)
-    curves_table = pd.DataFrame(curves, columns=IDENTITY + INDEX_FIELDS + ["metric", "value"])
+    curves_table = pd.DataFrame(curves, columns=CURVE_COLUMNS)
     return runs_table.sort_values(IDENTITY, kind="stable"), curves_table
 
 
 def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
     write_text_atomic(path, table.to_csv(index=False))
+
+
+def write_tables(run_dirs: list[Path], runs_csv: Path, curves_csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs, curves = collect(run_dirs)
+    write_csv_atomic(runs, runs_csv)
+    write_csv_atomic(curves, curves_csv)
+    print(f"collected {len(runs)} runs ({int((runs['status'] != 'ok').sum()) if len(runs) else 0} failed), "
+          f"{len(curves)} curve points", file=sys.stderr)
+    return runs, curves
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--curves", type=Path, required=True, help="output curves.csv")
     parser.add_argument("run_dirs", type=Path, nargs="*", help="folders holding record.json and run.log")
     args = parser.parse_args(argv)
-    runs, curves = collect(args.run_dirs)
-    write_csv_atomic(runs, args.runs)
-    write_csv_atomic(curves, args.curves)
-    print(f"collected {len(runs)} runs ({int((runs['status'] != 'ok').sum()) if len(runs) else 0} failed), "
-          f"{len(curves)} curve points", file=sys.stderr)
+    write_tables(args.run_dirs, args.runs, args.curves)
     return 0
 
 

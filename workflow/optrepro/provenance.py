@@ -23,6 +23,8 @@ from .strategy import sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 RECORDED_PACKAGES = ("torch", "torchvision", "opacus", "snakemake", "numpy", "pandas", "scipy")
 
 
@@ -33,6 +35,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
                                      delete=False) as handle:
         handle.write(text)
+    os.chmod(handle.name, 0o666 & ~UMASK)  # NamedTemporaryFile creates 0600; outputs are ordinary files
     os.replace(handle.name, path)
 
 

@@ -1,7 +1,7 @@
 # Tables: every run of the configuration in tidy form, then statistics over seeds.
 
 
-# Gather record.json and run.log of every planned run into runs.csv and curves.csv.
+# Gather record.json and run.log of every planned run into runs.csv and curves.csv (step, epoch and run lines).
 rule collect:
     input:
         records=get_run_files("record.json"),
@@ -20,12 +20,12 @@ rule collect:
         " {params.run_dirs} 2> {log}"
 
 
-# Mean, std and 95% CI over seeds and the difference to each task's reference strategy.
+# Mean, std and 95% CI over seeds, the difference to each task's reference strategy and Welch's p.
 rule summarize:
     input:
         runs="results/tables/runs.csv",
     output:
-        summary="results/tables/summary.csv",
+        summary=report("results/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
     log:
         "logs/summarize.log",
     params:

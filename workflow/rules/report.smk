@@ -1,4 +1,15 @@
-# The report: tables per benchmark, failed runs with their reasons, provenance.
+# The report: tables, figures, reference comparison and provenance from the tables of rules/collect.smk.
+# Every step also runs by hand; `python -m optrepro.report.rebuild` runs them all without Snakemake.
+from optrepro.report.captions import KINDS
+from optrepro.report.reference import reference_path
+
+
+report: "../report/workflow.rst"
+
+
+# The configuration's report.reference_file (at most one), an input of figures and report.
+REFERENCE_FILES = [str(path) for path in [reference_path(config, REPO)] if path]
+REFERENCE_OPTION = " ".join(f"--reference {shlex.quote(path)}" for path in REFERENCE_FILES)
 
 
 # Write the resolved configuration that the report shows.
@@ -8,23 +19,60 @@ rule resolved_config:
     log:
         "logs/resolved_config.log",
     params:
-        text=json.dumps(config, indent=2, sort_keys=True),
+        text=json.dumps(config, indent=2),
     run:
-        Path(output[0]).write_text(params.text)
+        from optrepro.provenance import write_text_atomic
+
+        write_text_atomic(output[0], params.text)
 
 
-# Render reports/report.html from the tables.
+# Draw training curves, point estimates, performance profiles and the task-specific figures.
+rule figures:
+    input:
+        runs="results/tables/runs.csv",
+        curves="results/tables/curves.csv",
+        summary="results/tables/summary.csv",
+        reference=REFERENCE_FILES,
+    output:
+        report(
+            directory("reports/figures"),
+            patterns=["{kind,[a-z_]+}--{subject}.png"],
+            caption="../report/figure.rst",
+            category=lambda wildcards: KINDS[wildcards.kind].title,
+            labels={"figure": "{subject}"},
+        ),
+    log:
+        "logs/figures.log",
+    params:
+        reference=REFERENCE_OPTION,
+        captions={kind: info.caption for kind, info in KINDS.items()},
+    conda:
+        "../../environment.yml"
+    shell:
+        "python -m optrepro.report.figures --runs {input.runs} --curves {input.curves}"
+        " --summary {input.summary} {params.reference} --out {output} 2> {log}"
+
+
+# Render the report (HTML, Markdown, LaTeX tables, provenance.json) from the tables and figures.
 rule report:
     input:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
+        figures="reports/figures",
         config="reports/config.json",
+        reference=REFERENCE_FILES,
     output:
-        html="reports/report.html",
+        html=report("reports/report.html", caption="../report/report.rst", category="Report"),
+        markdown="reports/report.md",
+        tables=directory("reports/tables"),
+        provenance="reports/provenance.json",
     log:
         "logs/report.log",
+    params:
+        reference=REFERENCE_OPTION,
     conda:
         "../../environment.yml"
     shell:
         "python -m optrepro.report.render --runs {input.runs} --summary {input.summary}"
-        " --config {input.config} --out {output.html} 2> {log}"
+        " --figures {input.figures} --config {input.config} {params.reference} --html {output.html}"
+        " --markdown {output.markdown} --tables {output.tables} --provenance {output.provenance} 2> {log}"

@@ -1,1 +1,9 @@
-"""From runs.csv to what a reader sees: statistics over seeds (`summarize`) and the HTML report (`render`)."""
+"""From runs.csv and curves.csv to what a reader takes away, one concern per module:
+
+* `summarize`: statistics over seeds per cell and metric (summary.csv), directions from the task's METRICS;
+* `stats`: the statistics themselves (CI, Welch's test, ranks, performance profiles);
+* `reference`: reference numbers beside reproduced ones, and their importer from original-benchmark logs;
+* `lineage`: the runs behind each table cell and where they disagree (provenance.json);
+* `tables`: the report's tables as one model; `figures` (with `captions`): the figures;
+* `render`: HTML, Markdown and LaTeX from that model (templates/); `rebuild`: every output without training.
+"""

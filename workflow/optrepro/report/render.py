@@ -1,49 +1,85 @@
-"""The plain HTML report: per-benchmark tables, failed runs with their reasons, provenance, configuration.
+"""The report in every form from the same tables: the `report` rule's script.
 
-`python -m optrepro.report.render --runs runs.csv --summary summary.csv --config config.json --out report.html`
+`python -m optrepro.report.render --runs runs.csv --summary summary.csv --figures reports/figures
+--config config.json [--reference reference.csv] --html reports/report.html --markdown reports/report.md
+--tables reports/tables --provenance reports/provenance.json`
 
-One self-contained page (inline CSS, no external assets). Autoescaping is on:
-strategy names and error texts come from submitted code and must never become markup.
+* report.html: one self-contained page (inline CSS, figures embedded as PNG data, no script, nothing fetched);
+* report.md: the same tables, figures linked from the figures folder;
+* tables/<name>.tex: one booktabs table per table of the report;
+* provenance.json: every cell's runs with their hashes, versions, devices and commits, disagreements,
+  failed runs, the resolved configuration.
+
+Every template escapes every value it prints (HTML: Jinja2 autoescape; Markdown and
+LaTeX: an escaping `finalize`): strategy names and error texts come from submitted
+code and must never become markup.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
-import math
+import os
 import sys
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import pandas as pd
 
-from ..provenance import write_text_atomic
-from .summarize import read_table
+from ..provenance import write_json_atomic, write_text_atomic
+from .figures import Figure, read_manifest
+from .files import atomic_directory
+from .lineage import cell_warnings, provenance
+from .reference import compare, read_reference
+from .summarize import blank_missing_text, read_table
+from .tables import (SIGNIFICANCE, Table, profile_table, ranking_table, reference_table, result_table, slug,
+                     statistics_table)
 
 BEST = "▲"
-PLAIN = ["task", "protocol", "benchmark", "strategy", "seed", "status", "error", "python", "torch", "host"]
-HASHES = ["strategy_sha256", "driver_sha256", "data_sha256", "git_commit"]
-ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("optrepro.report", "templates"), autoescape=True,
-                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+HASH_WIDTH = 12
+LOADER = jinja2.PackageLoader("optrepro.report", "templates")
+OPTIONS = {"loader": LOADER, "undefined": jinja2.StrictUndefined, "trim_blocks": True, "lstrip_blocks": True}
+MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_{}[]()#+!|~"} | {"<": "&lt;", ">": "&gt;",
+                                                                              "&": "&amp;", "\n": " ", "\r": " "})
+TEX_SPECIAL = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                             "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                             "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+                             "±": r"\ensuremath{\pm}", "Δ": r"\ensuremath{\Delta}", "ρ": r"\ensuremath{\rho}",
+                             "τ": r"\ensuremath{\tau}", "ε": r"\ensuremath{\varepsilon}", "↑": r"\ensuremath{\uparrow}",
+                             "↓": r"\ensuremath{\downarrow}", "≥": r"\ensuremath{\geq}", "≤": r"\ensuremath{\leq}",
+                             "×": r"\ensuremath{\times}", "−": "-", "▲": "", "\n": " "})
 
 
-def missing(value: object) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+def markdown_escape(value: object) -> str:
+    """Every printed value as literal Markdown text; only what the template marks `| safe` (our own paths) is not."""
+    return value if isinstance(value, markupsafe.Markup) else str(value).translate(MARKDOWN_SPECIAL)
 
 
-def number(value: object, signed: bool = False) -> str:
-    """4 significant digits, thousands separated without decimals from 1,000 up, '—' when missing."""
-    if missing(value):
-        return "—"
-    sign = "+" if signed else ""
-    value = float(value)
-    return f"{value:{sign},.0f}" if abs(value) >= 1000 else f"{value:{sign}.4g}"
+def tex_escape(value: object) -> str:
+    return str(value).translate(TEX_SPECIAL)
 
 
-def text(value: object, width: int | None = None) -> str:
-    """A table cell's text, cut to `width` characters (hashes), '—' when missing."""
-    return "—" if missing(value) else str(value)[:width]
+HTML = jinja2.Environment(autoescape=True, **OPTIONS)
+MARKDOWN = jinja2.Environment(autoescape=False, finalize=markdown_escape, **OPTIONS)
+TEX = jinja2.Environment(autoescape=False, finalize=tex_escape, block_start_string="<%", block_end_string="%>",
+                         variable_start_string="<<", variable_end_string=">>", comment_start_string="<#",
+                         comment_end_string="#>", **OPTIONS)
+
+
+@dataclass
+class Part:
+    """A heading of the report with its tables (statistics tables go to a collapsed block) and figures."""
+
+    title: str
+    anchor: str
+    tables: list[Table] = field(default_factory=list)
+    details: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    parts: list["Part"] = field(default_factory=list)
 
 
 def scale_label(scale: str) -> str:
@@ -52,75 +88,137 @@ def scale_label(scale: str) -> str:
     return f"Scale: {scale} — reduced budgets, not comparable with the paper"
 
 
-def best_means(metric_rows: pd.DataFrame) -> set[str]:
-    """Strategies holding the best mean of one column by its direction; none when all that have a mean tie."""
-    means = metric_rows.dropna(subset=["mean"])
-    best = means["mean"].max() if (means["direction"] == "higher").all() else means["mean"].min()
-    winners = set(means.loc[means["mean"] == best, "strategy"])
-    return winners if len(winners) < len(means) else set()
+def config_order(config: dict):
+    """Sort key of (task, protocol): the configuration's order (mlsbench before corrected), then by name."""
+    tasks = list(config.get("tasks", {}))
+
+    def key(task_protocol: tuple[str, str]) -> tuple:
+        task, protocol = task_protocol
+        protocols = config.get("tasks", {}).get(task, {}).get("protocols", [])
+        return (tasks.index(task) if task in tasks else len(tasks), task,
+                protocols.index(protocol) if protocol in protocols else len(protocols), protocol)
+    return key
 
 
-def value_cell(row: pd.Series, best: bool) -> dict[str, object]:
-    """What one strategy × metric cell shows: mean ± std with n and CI, or FAILED with the error count."""
-    failed = [f"{row['n_failed']} failed"] if row["n_failed"] else []
-    if row["n"] == 0:
-        return {"value": "FAILED" if failed else "—", "notes": ", ".join(failed), "failed": bool(failed),
-                "best": False, "delta": "—"}
-    spread = row["n"] >= 2
-    value = number(row["mean"]) + (f" ± {number(row['std'])}" if spread else "")
-    ci = [f"95% CI [{number(row['ci95_low'])}, {number(row['ci95_high'])}]"] if spread else []
-    return {"value": f"{BEST} {value}" if best else value, "notes": ", ".join([f"n={row['n']}", *ci, *failed]),
-            "failed": False, "best": best, "delta": number(row["delta"], signed=True)}
+def sections(summary: pd.DataFrame, runs: pd.DataFrame, comparison: pd.DataFrame, figures: list[Figure],
+             config: dict) -> list[Part]:
+    """One part per scale × task × protocol (in the configuration's order), holding one part per benchmark."""
+    warnings = cell_warnings(runs)
+    several_scales = summary["scale"].nunique() > 1
+    placed = {}
+    for figure in figures:
+        placed.setdefault((figure.scale, figure.task, figure.protocol, figure.benchmark), []).append(figure)
+    result = []
+    order = config_order(config)
+    groups = sorted(summary.groupby(["scale", "task", "protocol"], sort=False),
+                    key=lambda group: (group[0][0], *order(group[0][1:])))
+    for (scale, task, protocol), group in groups:
+        words = [task, protocol] + ([scale] if several_scales else [])
+        section = Part(" · ".join(words), slug(scale, task, protocol),
+                       figures=placed.get((scale, task, protocol, ""), []))
+        for benchmark, cells in group.groupby("benchmark", sort=False):
+            title, name = " · ".join([*words, benchmark]), slug(scale, task, protocol, benchmark)
+            cell_warning = {strategy: text for (t, p, b, strategy, s), text in warnings.items()
+                            if (t, p, b, s) == (task, protocol, benchmark, scale)}
+            part = Part(benchmark, name, [result_table(cells, title, f"results-{name}", cell_warning)],
+                        [statistics_table(cells, f"All statistics: {title}", f"statistics-{name}")],
+                        placed.get((scale, task, protocol, benchmark), []))
+            compared = comparison[(comparison["task"] == task) & (comparison["protocol"] == protocol)
+                                  & (comparison["benchmark"] == benchmark)]
+            if len(compared):
+                part.tables.append(reference_table(compared, f"Reference comparison: {title}", f"reference-{name}"))
+            section.parts.append(part)
+        title = " · ".join(words)
+        section.tables = [table for table in (
+            ranking_table(group, f"Mean rank across benchmarks: {title}", f"ranking-{section.anchor}"),
+            profile_table(group, f"Performance profile: {title}", f"profile-{section.anchor}")) if table]
+        result.append(section)
+    return result
 
 
-def benchmark_table(cells: pd.DataFrame) -> dict[str, object]:
-    """One benchmark's table: rows are strategies, two columns (value, Δ) per metric."""
-    metrics = dict(zip(cells["metric"], cells["direction"]))
-    best = {metric: best_means(cells[cells["metric"] == metric]) for metric in metrics}
-    reference = "" if missing(cells["reference"].iloc[0]) else cells["reference"].iloc[0]
-    rows = []
-    for strategy, strategy_cells in cells.groupby("strategy", sort=False):
-        by_metric = strategy_cells.set_index("metric")
-        rows.append({"strategy": strategy, "is_reference": strategy == reference,
-                     "cells": [value_cell(by_metric.loc[metric], strategy in best[metric]) for metric in metrics]})
-    return {"metrics": metrics, "reference": reference, "rows": rows}
+def all_tables(parts: list[Part]) -> list[Table]:
+    return [table for part in parts for table in part.tables + part.details + all_tables(part.parts)]
 
 
-def benchmark_tables(summary: pd.DataFrame) -> list[dict[str, object]]:
-    """Tables in summary order, one per task × protocol × benchmark (× scale: never mixed either)."""
-    keys = ["task", "protocol", "benchmark", "scale"]
-    return [{**dict(zip(keys, key)), **benchmark_table(cells)}
-            for key, cells in summary.groupby(keys, sort=False, dropna=False)]
+def short(value: object, width: int | None = None) -> str:
+    """A provenance field as the page shows it: hashes cut to `width`, '—' when missing."""
+    return "—" if value is None or value == "" else str(value)[:width]
 
 
-def run_row(run: pd.Series) -> dict[str, object]:
-    """One run as the failed-runs and provenance tables show it; hashes cut to 12 characters."""
-    return {**{field: text(run[field]) for field in PLAIN}, **{field: text(run[field], 12) for field in HASHES},
-            "git_dirty": str(run["git_dirty"]) == "True", "wall_seconds": number(run["wall_seconds"]),
-            "device": f"{text(run['device'])} ({text(run['device_name'])})"}
+def page_provenance(record: dict) -> list[dict[str, object]]:
+    """provenance.json's cells, their fields shortened for the page."""
+    hashes = ("strategy_sha256", "driver_sha256", "data_sha256", "git_commit")
+    return [{**cell, "runs": [{**{k: short(v) for k, v in run.items()}, **{k: short(run[k], HASH_WIDTH)
+                                                                           for k in hashes}}
+                              for run in cell["runs"]]} for cell in record["cells"]]
 
 
-def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict) -> str:
-    rows = [run_row(run) for _, run in runs.iterrows()]
+def images(figures_dir: Path, figures: list[Figure]) -> dict[str, str]:
+    return {f.name: base64.b64encode((figures_dir / f"{f.name}.png").read_bytes()).decode() for f in figures}
+
+
+@dataclass
+class Report:
+    html: str
+    markdown: str
+    tex: dict[str, str]
+    provenance: dict
+
+
+def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figures_dir: Path | None = None,
+                  reference: pd.DataFrame | None = None, missing_runs: list[str] | None = None,
+                  markdown_figures: str = "figures") -> Report:
+    """Every form of the report from the tables; `figures_dir` holds the figures rule's output (none: no figures)."""
+    summary = blank_missing_text(summary)
+    figures = read_manifest(figures_dir) if figures_dir else []
+    comparison = compare(summary, reference) if reference is not None else pd.DataFrame(
+        columns=["task", "protocol", "benchmark"])
+    parts = sections(summary, runs, comparison, figures, config)
+    record = provenance(runs, config, missing_runs or [])
     scale = config.get("scale", "full")
-    return ENVIRONMENT.get_template("report.html.j2").render(
-        scale=scale, scale_label=scale_label(scale), best=BEST,
-        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        runs=rows, n_ok=sum(row["status"] == "ok" for row in rows),
-        failed=[row for row in rows if row["status"] != "ok"],
-        tables=benchmark_tables(summary), config=json.dumps(config, indent=2, sort_keys=True))
+    context = {
+        "scale": scale, "scale_label": scale_label(scale), "best": BEST, "significance": SIGNIFICANCE,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "sections": parts,
+        "n_runs": len(runs), "n_ok": int((runs["status"] == "ok").sum()), "failed": record["failed_runs"],
+        "missing": record["missing_runs"], "cells": page_provenance(record),
+        "warnings": [cell for cell in record["cells"] if cell["warning"]],
+        "config": json.dumps(config, indent=2), "figures_path": markdown_figures,
+        "hash_width": HASH_WIDTH,
+    }
+    html = HTML.get_template("report.html.j2").render(
+        **context, images=images(figures_dir, figures) if figures_dir else {})
+    markdown = MARKDOWN.get_template("report.md.j2").render(**context)
+    tex = {table.name: TEX.get_template("table.tex.j2").render(table=table) for table in all_tables(parts)}
+    return Report(html, markdown, tex, record)
+
+
+def write_report(report: Report, html: Path, markdown: Path, tables: Path, provenance_json: Path) -> None:
+    with atomic_directory(tables) as staging:
+        for name, text in report.tex.items():
+            (staging / f"{name}.tex").write_text(text, encoding="utf-8")
+    write_json_atomic(provenance_json, report.provenance)
+    write_text_atomic(markdown, report.markdown)
+    write_text_atomic(html, report.html)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optrepro.report.render", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True, help="input runs.csv (optrepro.collect)")
     parser.add_argument("--summary", type=Path, required=True, help="input summary.csv (optrepro.report.summarize)")
+    parser.add_argument("--figures", type=Path, required=True, help="input figures folder (optrepro.report.figures)")
     parser.add_argument("--config", type=Path, required=True, help="the resolved workflow configuration (JSON)")
-    parser.add_argument("--out", type=Path, required=True, help="output HTML file")
+    parser.add_argument("--reference", type=Path, help="reference CSV (optrepro.report.reference)")
+    parser.add_argument("--html", type=Path, required=True, help="output report.html")
+    parser.add_argument("--markdown", type=Path, required=True, help="output report.md")
+    parser.add_argument("--tables", type=Path, required=True, help="output folder of LaTeX tables (replaced)")
+    parser.add_argument("--provenance", type=Path, required=True, help="output provenance.json")
     args = parser.parse_args(argv)
-    html = render_report(read_table(args.runs), read_table(args.summary), json.loads(args.config.read_text()))
-    write_text_atomic(args.out, html)
-    print(f"wrote {args.out}", file=sys.stderr)
+    reference = read_reference(args.reference) if args.reference else None
+    report = render_report(read_table(args.runs), read_table(args.summary), json.loads(args.config.read_text()),
+                           args.figures, reference, markdown_figures=os.path.relpath(args.figures,
+                                                                                     args.markdown.parent))
+    write_report(report, args.html, args.markdown, args.tables, args.provenance)
+    print(f"wrote {args.html}, {args.markdown}, {len(report.tex)} LaTeX tables, {args.provenance}", file=sys.stderr)
     return 0
 
 

@@ -2,9 +2,16 @@
 
 `python -m optrepro.report.summarize --runs runs.csv --out summary.csv [--reference TASK=STRATEGY ...]`
 
-summary.csv has one row per cell and metric (the task's METRICS, in declared
-order): n ok runs with a value, n_failed, mean, sample std, Student-t 95% CI
-of the mean, and the difference to the task's reference strategy.
+summary.csv has one row per cell and metric: n ok runs with a value, n_ok, n_failed,
+mean, sample std, Student-t 95% CI of the mean, the difference to the task's
+reference strategy and the p-value of Welch's t-test against it. A metric the
+task's METRICS declares carries its direction; any other metric a run printed
+is kept with an empty direction (shown, never marked best). A non-numeric
+metric (DP-SGD's `audit`) has no statistics: `seen` lists what the seeds gave.
+Empty text (direction, seen, reference) is missing, as in the CSV file.
+`headline` marks the metric that ranks and profiles compare across benchmarks:
+the task's HEADLINE[benchmark] if it declares one, else its first declared
+metric that the benchmark's runs printed.
 """
 
 from __future__ import annotations
@@ -12,17 +19,19 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
-from scipy import stats
 
-from ..collect import write_csv_atomic
+from ..collect import IDENTITY, PROVENANCE, write_csv_atomic
 from ..tasks import task_info
+from .stats import check_direction, seed_stats, welch_p
 
 CELL = ["task", "protocol", "benchmark", "strategy", "scale"]
-STATS = ["n", "n_failed", "mean", "std", "ci95_low", "ci95_high"]
-COLUMNS = CELL + ["metric", "direction"] + STATS + ["reference", "reference_mean", "delta"]
+STATS = ["n", "n_ok", "n_failed", "mean", "std", "ci95_low", "ci95_high", "seen"]
+COLUMNS = CELL + ["metric", "direction", "headline"] + STATS + ["reference", "reference_mean", "delta", "p_value"]
+TEXT = ["direction", "seen", "reference"]
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -30,33 +39,101 @@ def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
-def seed_stats(values: pd.Series) -> dict[str, float]:
-    """Mean, sample std and Student-t 95% CI of the mean; spread and CI are NaN below two values."""
-    values = values.dropna().astype(float)
-    n = len(values)
-    mean = values.mean() if n else math.nan
-    std = values.std(ddof=1) if n >= 2 else math.nan
-    half = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) if n >= 2 else math.nan
-    return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
+def declarations(task: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The task's declared metrics with their directions (in order) and its headline metric per benchmark;
+    none for a task this checkout does not know."""
+    try:
+        info = task_info(task)
+    except KeyError:
+        return {}, {}
+    return ({metric: check_direction(direction) for metric, direction in info.METRICS.items()},
+            getattr(info, "HEADLINE", {}))
+
+
+def is_numeric(values: pd.Series) -> bool:
+    present = values.dropna()
+    return bool(pd.to_numeric(present, errors="coerce").notna().all())
+
+
+def benchmark_metrics(runs: pd.DataFrame, declared: dict[str, str]) -> dict[str, str]:
+    """The metrics one benchmark's tables show, with their directions ('' when undeclared): the declared ones that
+    some run printed, in declared order, then the others in printed order; all declared ones if nothing was printed."""
+    printed = [column for column in runs.columns
+               if column not in IDENTITY + PROVENANCE and runs[column].notna().any()]
+    shown = {metric: direction for metric, direction in declared.items() if metric in printed} or dict(declared)
+    return {**shown, **{metric: "" for metric in printed if metric not in declared}}
+
+
+def seen_values(values: pd.Series) -> str:
+    """What the seeds gave for a non-numeric metric, most frequent first: `ok ×2, under-noised:0.50 ×1`."""
+    counts = Counter(values.dropna().astype(str))
+    return ", ".join(f"{value} ×{count}" for value, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def headline_metric(metrics: dict[str, str], preferred: str | None) -> str | None:
+    ranked = [metric for metric, direction in metrics.items() if direction]
+    return preferred if preferred in ranked else next(iter(ranked), None)
+
+
+def cell_rows(identity: dict, cell: pd.DataFrame, metrics: dict[str, str], headline: str | None
+              ) -> list[dict[str, object]]:
+    ok = cell[cell["status"] == "ok"]
+    counts = {"n_ok": len(ok), "n_failed": len(cell) - len(ok)}
+    rows = []
+    for metric, direction in metrics.items():
+        values = ok[metric] if metric in ok else pd.Series(dtype=float)
+        if is_numeric(values):
+            summary = {**seed_stats(values), "seen": ""}
+        else:
+            summary = {**seed_stats(pd.Series(dtype=float)), "n": int(values.notna().sum()),
+                       "seen": seen_values(values)}
+        rows.append({**identity, "metric": metric, "direction": direction, "headline": metric == headline,
+                     **summary, **counts})
+    return rows
 
 
 def summarize(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:
     """One row per cell and metric; a cell whose runs all failed still appears, with n=0."""
-    rows = []
-    for key, cell in runs.groupby(CELL, sort=True, dropna=False):
-        identity = dict(zip(CELL, key))
-        ok = cell[cell["status"] == "ok"]
-        for metric, direction in task_info(identity["task"]).METRICS.items():
-            values = ok[metric] if metric in ok else pd.Series(dtype=float)
-            rows.append({**identity, "metric": metric, "direction": direction, **seed_stats(values),
-                         "n_failed": int((cell["status"] != "ok").sum()),
-                         "reference": references.get(identity["task"], "")})
-    summary = pd.DataFrame(rows, columns=COLUMNS[:-2])
+    rows, seeds = [], {}
+    for (task, benchmark), bench_runs in runs.groupby(["task", "benchmark"], sort=True):
+        declared, headlines = declarations(task)
+        metrics = benchmark_metrics(bench_runs.dropna(axis=1, how="all"), declared)
+        headline = headline_metric(metrics, headlines.get(benchmark))
+        for key, cell in bench_runs.groupby(CELL, sort=True, dropna=False):
+            identity = dict(zip(CELL, key))
+            rows.extend(cell_rows(identity, cell, metrics, headline))
+            seeds[key] = cell[cell["status"] == "ok"]
+    summary = pd.DataFrame(rows, columns=COLUMNS[:-4])
+    summary["reference"] = [references.get(task, "") for task in summary["task"]]
     same = [column for column in CELL + ["metric"] if column != "strategy"]
     reference = summary.loc[summary["strategy"] == summary["reference"], same + ["mean"]]
     summary = summary.merge(reference.rename(columns={"mean": "reference_mean"}), on=same, how="left")
     summary["delta"] = summary["mean"] - summary["reference_mean"]
+    summary["p_value"] = [welch_against_reference(row, seeds) for row in summary.itertuples(index=False)]
+    summary[TEXT] = summary[TEXT].mask(summary[TEXT] == "")
     return summary[COLUMNS]
+
+
+def blank_missing_text(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with missing text as '' (what the tables and figures test for)."""
+    return summary.assign(**{column: summary[column].astype(object).fillna("") for column in TEXT})
+
+
+def welch_against_reference(row, seeds: dict[tuple, pd.DataFrame]) -> float:
+    """Welch's p of one cell's seeds against the reference strategy's seeds in the same benchmark and protocol."""
+    if not row.reference or row.strategy == row.reference or row.seen:
+        return math.nan
+    reference_key = (row.task, row.protocol, row.benchmark, row.reference, row.scale)
+    own = seeds[(row.task, row.protocol, row.benchmark, row.strategy, row.scale)]
+    other = seeds.get(reference_key)
+    if other is None or row.metric not in own:
+        return math.nan
+    return welch_p(own[row.metric], other[row.metric])
+
+
+def config_references(config: dict) -> dict[str, str]:
+    """task → its reference strategy, as the configuration names them."""
+    return {task: settings["reference"] for task, settings in config["tasks"].items() if settings.get("reference")}
 
 
 def parse_reference(text: str) -> tuple[str, str]:
@@ -66,15 +143,20 @@ def parse_reference(text: str) -> tuple[str, str]:
     return task, strategy
 
 
+def write_summary(runs_csv: Path, out: Path, references: dict[str, str]) -> pd.DataFrame:
+    summary = summarize(read_table(runs_csv), references)
+    write_csv_atomic(summary, out)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optrepro.report.summarize", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True, help="input runs.csv (optrepro.collect)")
     parser.add_argument("--out", type=Path, required=True, help="output summary.csv")
     parser.add_argument("--reference", type=parse_reference, action="append", default=[], metavar="TASK=STRATEGY",
-                        help="the strategy a task's deltas are taken against (repeatable)")
+                        help="the strategy a task's deltas and Welch tests are taken against (repeatable)")
     args = parser.parse_args(argv)
-    summary = summarize(read_table(args.runs), dict(args.reference))
-    write_csv_atomic(summary, args.out)
+    summary = write_summary(args.runs, args.out, dict(args.reference))
     print(f"summarized {len(summary)} cell metrics", file=sys.stderr)
     return 0
 

@@ -4,6 +4,8 @@
 * `PROTOCOLS`: protocol name -> the driver's settings for it (`mlsbench` first);
 * `METRICS`: the final metrics a report shows, in order, each with its direction
   ("higher" or "lower" is better). This is the one place metric directions live;
+* `HEADLINE` (optional): benchmark -> the metric that ranks and performance profiles compare across
+  benchmarks (default: the first declared metric the benchmark's runs print);
 * `DATASETS`: benchmark name -> the dataset (of `optrepro.data`) it reads, if any;
 * `job_resources(benchmark, protocol, overrides)`: memory and runtime of one job.
 """

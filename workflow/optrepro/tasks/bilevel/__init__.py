@@ -7,6 +7,9 @@ and `hyperclean` compute.
 
 from .benchmarks import BENCHMARKS, DATASETS, PROTOCOLS, job_resources  # noqa: F401 - the task's interface
 
+# What ranks and performance profiles compare across the task's benchmarks.
+HEADLINE = {"toy-convergence": "convergence_steps", "hyperclean-linear": "test_accuracy",
+            "hyperclean-mlp": "test_accuracy"}
 METRICS = {
     # toy-convergence (§5.6)
     "convergence_steps": "lower", "median_steps": "lower", "success_rate": "higher",

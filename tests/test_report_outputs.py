@@ -1,0 +1,121 @@
+"""Every report output from a synthetic results tree of all three tasks (tests/test_collect.py writes it; no
+training): figures as PDF and PNG with their manifest and one colour per strategy, and the page opened in headless
+Chromium with every table and image present, saved as a screenshot."""
+
+import json
+import re
+import shutil
+import subprocess
+import time
+
+import matplotlib.colors
+import pytest
+
+import optrepro.tasks
+from optrepro.collect import write_tables
+from optrepro.report import figures as figures_module
+from optrepro.report.figures import palettes, read_manifest, write_figures
+from optrepro.report.render import render_report, write_report
+from optrepro.report.summarize import read_table, write_summary
+from test_collect import write_results
+
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+REFERENCES = {"parity": "default", "bilevel": "paper_toy", "dpsgd": "standard_dpsgd"}
+CONFIG = {"scale": "quick", "tasks": {task: {"reference": strategy} for task, strategy in REFERENCES.items()}}
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """collect → summarize → figures → report, the workflow's steps, timed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optrepro.tasks, "TASKS", tuple(dict.fromkeys((*optrepro.tasks.TASKS, "dpsgd"))))
+        root = tmp_path_factory.mktemp("outputs")
+        run_dirs = write_results(root)
+        started = time.monotonic()
+        write_tables(run_dirs, root / "tables/runs.csv", root / "tables/curves.csv")
+        write_summary(root / "tables/runs.csv", root / "tables/summary.csv", REFERENCES)
+        runs, curves, summary = (read_table(root / f"tables/{name}.csv") for name in ("runs", "curves", "summary"))
+        reports = root / "reports"
+        figures = write_figures(runs, curves, summary, None, reports / "figures")
+        report = render_report(runs, summary, CONFIG, reports / "figures")
+        write_report(report, reports / "report.html", reports / "report.md", reports / "tables",
+                     reports / "provenance.json")
+        return {"root": root, "reports": reports, "runs": runs, "figures": figures, "report": report,
+                "seconds": time.monotonic() - started}
+
+
+def test_every_kind_of_figure_is_drawn(outputs):
+    kinds = {(figure.kind, figure.task) for figure in outputs["figures"]}
+    assert kinds == {("training_curves", "parity"), ("point_estimates", "parity"), ("performance_profiles", "parity"),
+                     ("accuracy_distribution", "parity"), ("point_estimates", "bilevel"),
+                     ("step_distribution", "bilevel"), ("training_curves", "dpsgd"), ("point_estimates", "dpsgd"),
+                     ("performance_profiles", "dpsgd"), ("accuracy_vs_epsilon", "dpsgd")}
+    # no figure for bilevel `corrected`, whose runs all failed, and none for the toy's per-start lines as a curve
+    assert not [f for f in outputs["figures"] if f.protocol == "corrected" or f.kind == "training_curves"
+                and f.task == "bilevel"]
+
+
+def test_figures_are_pdf_and_png_at_paper_size(outputs):
+    folder = outputs["reports"] / "figures"
+    manifest = read_manifest(folder)
+    assert manifest == outputs["figures"]
+    names = {path.name for path in folder.iterdir()}
+    assert names == {"figures.json"} | {f"{f.name}{suffix}" for f in manifest for suffix in (".pdf", ".png")}
+    for figure in manifest:
+        png = (folder / f"{figure.name}.png").read_bytes()
+        width = int.from_bytes(png[16:20], "big")
+        assert 300 <= width <= 6.75 * figures_module.PNG_DPI * 1.1, figure.name
+        assert (folder / f"{figure.name}.pdf").read_bytes().startswith(b"%PDF")
+
+
+def used_colours(figure):
+    colours = set()
+    for ax in figure.axes:
+        colours |= {matplotlib.colors.to_hex(line.get_color()) for line in ax.get_lines()}
+        for collection in ax.collections:
+            colours |= {matplotlib.colors.to_hex(c) for c in collection.get_facecolors()}
+    return colours
+
+
+def test_a_strategy_has_one_colour_in_every_figure(outputs):
+    runs = outputs["runs"]
+    colours = palettes(runs)
+    neutral = {"#000000", "#595959", "#4d4d4d", "#ffffff"}
+    curves = read_table(outputs["root"] / "tables/curves.csv")
+    summary = read_table(outputs["root"] / "tables/summary.csv")
+    for info, figure in figures_module.draw_all(runs, curves, summary, None):
+        if figure is None:
+            continue
+        allowed = {matplotlib.colors.to_hex(c) for c in colours[info.task].values()} | neutral
+        assert used_colours(figure) <= allowed, info.name
+        figures_module.plt.close(figure)
+    assert colours["parity"]["default"] == palettes(runs[runs.strategy != "scaffold"])["parity"]["default"]
+
+
+def test_report_generation_is_fast(outputs):
+    assert outputs["seconds"] < 60  # a few dozen runs here; the quick workflow has ~150
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (chromium, chromium-browser, google-chrome) on PATH")
+def test_the_page_opens_in_headless_chromium(outputs, tmp_path):
+    page = (outputs["reports"] / "report.html").read_text(encoding="utf-8")
+    # A copy for the check only: the report itself allows no script (its Content-Security-Policy says so).
+    probe = ('<script>addEventListener("load", () => { const images = [...document.images]; '
+             'document.body.dataset.check = JSON.stringify({tables: document.querySelectorAll("table").length, '
+             'images: images.length, decoded: images.filter(i => i.complete && i.naturalWidth > 0).length}); '
+             '});</script></body>')
+    check = tmp_path / "check.html"
+    check.write_text(re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", page).replace("</body>", probe),
+                     encoding="utf-8")
+    base = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--virtual-time-budget=15000"]
+    dom = subprocess.run([*base, "--dump-dom", check.as_uri()], capture_output=True, text=True, timeout=180).stdout
+    found = json.loads(re.search(r'data-check="([^"]*)"', dom).group(1).replace("&quot;", '"'))
+    tables = len(outputs["report"].tex) + 2  # the failed runs and the provenance tables are not paper tables
+    assert found == {"tables": tables, "images": len(outputs["figures"]), "decoded": len(outputs["figures"])}
+    assert page.count("<table") == tables
+    screenshot = tmp_path / "report.png"
+    subprocess.run([*base, f"--screenshot={screenshot}", "--window-size=1280,2400",
+                    (outputs["reports"] / "report.html").as_uri()], capture_output=True, timeout=180)
+    assert screenshot.stat().st_size > 20_000
+    print(f"screenshot: {screenshot}")
