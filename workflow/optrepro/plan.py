@@ -128,11 +128,11 @@ def fetch_arguments(config: dict, dataset: str) -> list[str]:
 
 def forget_failed_fetches(config: dict) -> list[str]:
     """Remove the status files of failed fetches, so that this invocation tries them again; return their names."""
-    from .data import read_status
+    from .data import read_status, status_path
 
     forgotten = []
     for dataset in needed_datasets(config):
-        status = Path(data_root(config), f"{dataset}.status.json")
+        status = status_path(data_root(config), dataset)
         if status.exists() and read_status(status).get("status") != "ok":
             status.unlink()
             forgotten.append(dataset)

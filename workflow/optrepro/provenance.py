@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -37,6 +38,17 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         handle.write(text)
     os.chmod(handle.name, 0o666 & ~UMASK)  # NamedTemporaryFile creates 0600; outputs are ordinary files
     os.replace(handle.name, path)
+
+
+def replace_folder(build: Path, target: Path) -> None:
+    """Rename a finished folder `build` to `target`; an existing target is moved aside first, then removed."""
+    if not target.exists():
+        build.rename(target)
+        return
+    trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+    target.rename(trash / target.name)
+    build.rename(target)
+    shutil.rmtree(trash)
 
 
 def write_json_atomic(path: str | Path, data: object) -> None:

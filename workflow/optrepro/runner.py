@@ -22,7 +22,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import read_status
+from .data import read_status, status_path
 from .metrics import final_metrics, parse_log
 from .provenance import (data_hashes, device_info, driver_files, environment, git_state, sha256_tree,
                          write_json_atomic)
@@ -52,7 +52,7 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
 def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
     """Why a dataset the run needs is not there (its fetch failed), or None when all are ready."""
     for name in datasets:
-        status = read_status(Path(data_root, f"{name}.status.json"))
+        status = read_status(status_path(data_root, name))
         if status.get("status") != "ok":
             return f"dataset {name} unavailable: {status.get('error')}"
     return None

@@ -17,6 +17,7 @@ os.environ.update(
 )
 
 from optrepro import plan  # noqa: E402
+from optrepro.data import status_path  # noqa: E402
 
 validate(config, schema=str(REPO / "config" / "schema.yaml"))
 try:
@@ -49,7 +50,7 @@ def get_driver_sources(wildcards):
 
 def get_dataset_status(wildcards):
     """The fetch status files of the datasets a run reads (none for parity)."""
-    return [f"{DATA_ROOT}/{d}.status.json" for d in plan.run_datasets(wildcards.task, wildcards.benchmark)]
+    return [str(status_path(DATA_ROOT, d)) for d in plan.run_datasets(wildcards.task, wildcards.benchmark)]
 
 
 def get_dataset_args(wildcards):

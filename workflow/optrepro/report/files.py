@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from ..provenance import replace_folder
+
 
 @contextmanager
 def atomic_directory(path: str | Path) -> Iterator[Path]:
@@ -25,8 +27,4 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(staging)
         raise
     os.chmod(staging, 0o755)  # mkdtemp makes it private
-    retired = staging.with_name(staging.name + ".old")
-    if path.exists():
-        os.replace(path, retired)
-    os.replace(staging, path)
-    shutil.rmtree(retired, ignore_errors=True)
+    replace_folder(staging, path)

@@ -45,14 +45,9 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     return parse_field_overrides(items, OVERRIDE_TYPES)
 
 
-def toy_config(overrides: dict[str, object]) -> ToyProblemConfig:
-    config = replace(DEFAULT_TOY, **{k: v for k, v in overrides.items() if hasattr(DEFAULT_TOY, k)})
-    config.validate()
-    return config
-
-
-def hyperclean_config(overrides: dict[str, object]) -> HypercleanConfig:
-    config = replace(DEFAULT_HYPERCLEAN, **{k: v for k, v in overrides.items() if hasattr(DEFAULT_HYPERCLEAN, k)})
+def configured(default: ToyProblemConfig | HypercleanConfig, overrides: dict[str, object]):
+    """`default` with the overrides that name its fields (the others belong to the other mode), validated."""
+    config = replace(default, **{k: v for k, v in overrides.items() if hasattr(default, k)})
     config.validate()
     return config
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ...strategy import StrategyError, call_strategy, load_strategy
 from ..device import resolve_device
 from . import hyperclean, toy
-from .benchmarks import BENCHMARKS, PROTOCOLS, capped_strategy, hyperclean_config, parse_overrides, toy_config
+from .benchmarks import BENCHMARKS, PROTOCOLS, capped_strategy, configured, parse_overrides
 from .config import DEFAULT_TOY, ToyProblemConfig, ToyStrategy
 from .hyperclean_config import DEFAULT_HYPERCLEAN, HypercleanConfig, HypercleanEval, HypercleanStrategy
 
@@ -75,11 +75,12 @@ def run_benchmark(strategy, benchmark: str, protocol: str, seed: int, device: to
     settings = BENCHMARKS[benchmark]
     if settings["mode"] == "toy":
         toy_strategy = strategy_object(strategy, "get_toy_strategy")
-        config = toy_config(overrides)
+        config = configured(DEFAULT_TOY, overrides)
         return toy.run_toy(toy_strategy, config, seed, PROTOCOLS[protocol]["exact_gradient"], device)
     net = settings["net"]
     hc_strategy = capped_strategy(strategy_object(strategy, "get_hyperclean_strategy", net), overrides)
-    return hyperclean.run_hyperclean(hc_strategy, net, seed, hyperclean_config(overrides), device, protocol)
+    return hyperclean.run_hyperclean(hc_strategy, net, seed, configured(DEFAULT_HYPERCLEAN, overrides), device,
+                                     protocol)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
