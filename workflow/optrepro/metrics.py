@@ -61,7 +61,7 @@ def emit(kind: str, fields: Mapping[str, object], decimals: Mapping[str, int] | 
     return line
 
 
-# The free-form DP-SGD lines (dpsgd.md §9); `format_line` covers every other kind.
+# The free-form DP-SGD lines; `format_line` covers every other kind.
 def format_calibration(sigma: float, epsilon: float, delta: float, steps: int, q: float) -> str:
     return (f"Calibrated noise_multiplier sigma={sigma:.4f} for epsilon={epsilon}, delta={delta}, "
             f"steps={steps}, q={q:.4f}")

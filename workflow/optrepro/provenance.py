@@ -1,58 +1,75 @@
 """The run record (`record.json`): everything needed to defend one number.
 
 One place builds it, so every task records the same fields: identity,
-status and error, final metrics, hashes of the strategy, the driver package
-and the data, the resolved configuration, git state, software versions,
-device, host and timing.
+status and error, final metrics, hashes of the strategy, the driver code and
+the data, the resolved configuration, git state, software versions, device,
+host and timing.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
-import json
-import os
 import platform
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
-from .strategy import sha256_file
+from .files import sha256_file, sha256_files
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
-UMASK = os.umask(0o022)
-os.umask(UMASK)
 RECORDED_PACKAGES = ("torch", "torchvision", "opacus", "snakemake", "numpy", "pandas", "scipy")
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o666 & ~UMASK)  # NamedTemporaryFile creates 0600; outputs are ordinary files
-    os.replace(handle.name, path)
+def module_file(module: str) -> Path | None:
+    """The source file of an `optrepro` module or package, None for anything else."""
+    if module != "optrepro" and not module.startswith("optrepro."):
+        return None
+    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
-def replace_folder(build: Path, target: Path) -> None:
-    """Rename a finished folder `build` to `target`; an existing target is moved aside first, then removed."""
-    if not target.exists():
-        build.rename(target)
-        return
-    trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-    target.rename(trash / target.name)
-    build.rename(target)
-    shutil.rmtree(trash)
+def direct_imports(module: str) -> set[str]:
+    """The `optrepro` modules one module imports anywhere in its source (imports inside functions included)."""
+    path = module_file(module)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - node.level + 1]) if node.level else node.module
+            if node.level and node.module:
+                base = f"{base}.{node.module}"
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if module_file(f"{base}.{alias.name}"))
+    return {name for name in found if module_file(name) and name != module}
 
 
-def write_json_atomic(path: str | Path, data: object) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+def imported_modules(module: str) -> set[str]:
+    """`module` and every `optrepro` module that running it loads: imports, theirs, and their parent packages."""
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+        todo += [*direct_imports(name), *parents]
+    return seen
+
+
+def driver_files(task: str) -> list[Path]:
+    """The code a task's results depend on: every module its driver loads (found from the imports)."""
+    return sorted(module_file(name) for name in imported_modules(f"optrepro.tasks.{task}.__main__"))
 
 
 def sha256_tree(paths: list[Path]) -> str:
@@ -62,21 +79,6 @@ def sha256_tree(paths: list[Path]) -> str:
         digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
         digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
-
-
-def driver_files(task: str) -> list[Path]:
-    """The code a task's result depends on: its driver package and the shared modules it uses."""
-    shared = ["metrics.py", "strategy.py", "tasks/scale.py", "tasks/device.py"]
-    return sorted((PACKAGE_DIR / "tasks" / task).glob("*.py")) + [PACKAGE_DIR / name for name in shared]
-
-
-def data_hashes(paths: list[str | Path]) -> dict[str, str]:
-    """sha256 of every file under the given files or folders."""
-    hashes = {}
-    for root in map(Path, paths):
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        hashes.update({str(f): sha256_file(f) for f in files})
-    return hashes
 
 
 def git_state(repo: Path = REPO_DIR) -> dict[str, object]:
@@ -112,3 +114,19 @@ def device_info(requested: str) -> dict[str, object]:
     name = torch.cuda.get_device_name(0) if use_cuda else (platform.processor() or platform.machine())
     return {"requested": requested, "resolved": "cuda" if use_cuda else "cpu", "name": name,
             "cuda": torch.version.cuda if use_cuda else None}
+
+
+def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,
+               data_paths: list[Path], config: dict[str, object], command: list[str], exit_status: int,
+               device: dict[str, object], started: datetime, wall_seconds: float) -> dict[str, object]:
+    """The record of one finished run, failed or not; `data_paths` are the dataset folders it read."""
+    return {
+        **identity, "status": "failed" if error else "ok", "error": error, "metrics": metrics,
+        "hashes": {"strategy": sha256_file(strategy_path), "driver": sha256_tree(driver_files(identity["task"])),
+                   "data": sha256_files(data_paths)},
+        "config": config, "command": command, "exit_status": exit_status,
+        "git": git_state(), "environment": environment(), "device": device,
+        "start": started.isoformat(timespec="seconds"),
+        "end": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_seconds": round(wall_seconds, 3),
+        "strategy_path": strategy_path,
+    }

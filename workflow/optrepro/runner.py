@@ -23,10 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .data import read_status, status_path
+from .files import write_json_atomic
 from .metrics import final_metrics, parse_log
-from .provenance import (data_hashes, device_info, driver_files, environment, git_state, sha256_tree,
-                         write_json_atomic)
-from .strategy import sha256_file
+from .provenance import device_info, run_record
 
 
 def driver_command(args: argparse.Namespace, device: str) -> list[str]:
@@ -95,19 +94,13 @@ def run(args: argparse.Namespace) -> int:
     metrics = final_metrics(parsed)
     task_config = next((line.fields for line in parsed if line.kind == "TASK_CONFIG"), None)
     error = failure_reason(returncode, stderr_lines, bool(metrics))
-    record = {
-        "task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
-        "seed": args.seed, "protocol": args.protocol, "scale": args.scale,
-        "status": "failed" if error else "ok", "error": error, "metrics": metrics,
-        "hashes": {"strategy": sha256_file(args.strategy), "driver": sha256_tree(driver_files(args.task)),
-                   "data": {} if missing_data else data_hashes([Path(args.data_root, name) for name in args.datasets])},
-        "config": {"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
-        "command": command[1:], "exit_status": returncode,
-        "git": git_state(), "environment": environment(), "device": device,
-        "start": started.isoformat(timespec="seconds"),
-        "end": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_seconds": round(wall, 3),
-        "strategy_path": args.strategy,
-    }
+    identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
+                "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
+    record = run_record(
+        identity, error, metrics, strategy_path=args.strategy,
+        data_paths=[] if missing_data else [Path(args.data_root, name) for name in args.datasets],
+        config={"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
+        command=command[1:], exit_status=returncode, device=device, started=started, wall_seconds=wall)
     os.replace(log_tmp, run_dir / "run.log")
     write_json_atomic(run_dir / "record.json", record)
     print(f"{record['status']}: {args.task}/{args.protocol}/{args.benchmark}/{record['strategy']}/seed{args.seed}"

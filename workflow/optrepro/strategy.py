@@ -9,9 +9,8 @@ file and what is wrong; drivers print it as one `ERROR:` line.
 """
 
 from __future__ import annotations
-
 import __future__
-import hashlib
+
 import traceback
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,14 +24,6 @@ class StrategyError(Exception):
         super().__init__(f"{path}: {message}")
         self.path = str(path)
         self.message = message
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def describe_exception(exc: BaseException) -> str:

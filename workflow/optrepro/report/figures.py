@@ -21,19 +21,19 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from ..collect import IDENTITY  # noqa: E402
-from .captions import KINDS  # noqa: E402
-from .files import atomic_directory  # noqa: E402
-from .reference import COLUMNS as REFERENCE_COLUMNS  # noqa: E402
-from .reference import read_reference, reference_values  # noqa: E402
-from .stats import TAU_MAX  # noqa: E402
-from .summarize import blank_missing_text, read_table  # noqa: E402
-from .tables import ARROWS, main_metrics, profile_ratios  # noqa: E402
+from ..collect import IDENTITY
+from ..files import atomic_directory
+from .captions import KINDS
+from .reference import COLUMNS as REFERENCE_COLUMNS
+from .reference import read_reference, reference_values
+from .stats import TAU_MAX
+from .summarize import blank_missing_text, read_table
+from .tables import ARROWS, main_metrics, profile_ratios
 
 WIDTH = 6.75  # inches: a two-column paper's text width
 ROW_HEIGHT = 2.1

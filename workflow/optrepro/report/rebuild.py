@@ -23,7 +23,8 @@ import yaml
 
 from .. import plan
 from ..collect import write_tables
-from ..provenance import REPO_DIR, write_text_atomic
+from ..files import write_text_atomic
+from ..provenance import REPO_DIR
 from .figures import write_figures
 from .reference import read_reference, reference_path
 from .render import render_report, write_report

@@ -8,7 +8,7 @@ reference seeds; the difference, and whether the reference lies inside the
 reproduced 95% CI.
 
 The importer reads logs of the original benchmark, one output file per command
-and seed, in the line formats of shared/tasks/*.md (optrepro.metrics parses them):
+and seed, in the line formats of the original benchmarks (docs/tasks/*.md) (optrepro.metrics parses them):
 
 `python -m optrepro.report.reference import --task parity --strategy default --protocol mlsbench
 --source "original benchmark, commit abc" --out reference.csv [--benchmark n32-k8] [--seed 42] LOG...`
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..collect import write_csv_atomic
+from ..files import write_csv_atomic
 from ..metrics import final_metrics, parse_log
 from ..tasks import task_info
 

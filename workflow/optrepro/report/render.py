@@ -30,14 +30,21 @@ import jinja2
 import markupsafe
 import pandas as pd
 
-from ..provenance import write_json_atomic, write_text_atomic
+from ..files import atomic_directory, write_json_atomic, write_text_atomic
 from .figures import Figure, read_manifest
-from .files import atomic_directory
 from .lineage import cell_warnings, provenance
 from .reference import compare, read_reference
 from .summarize import blank_missing_text, read_table
-from .tables import (SIGNIFICANCE, Table, profile_table, ranking_table, reference_table, result_table, slug,
-                     statistics_table)
+from .tables import (
+    SIGNIFICANCE,
+    Table,
+    profile_table,
+    ranking_table,
+    reference_table,
+    result_table,
+    slug,
+    statistics_table,
+)
 
 BEST = "▲"
 HASH_WIDTH = 12

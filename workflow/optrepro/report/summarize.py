@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..collect import IDENTITY, PROVENANCE, write_csv_atomic
+from ..collect import IDENTITY, PROVENANCE
+from ..files import write_csv_atomic
 from ..tasks import task_info
 from .stats import check_direction, seed_stats, welch_p
 
