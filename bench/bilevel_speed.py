@@ -21,16 +21,16 @@ MNIST must be fetched first (`make quick` does, or
 from __future__ import annotations
 
 import argparse
-import io
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from optrepro.strategy import load_strategy
-from optrepro.tasks.bilevel import hyperclean, toy
-from optrepro.tasks.bilevel.driver import STRATEGY_FUNCTIONS, resolve_device, strategy_namespace
+from optrepro.tasks.bilevel import core, methods, vectorised
 from optrepro.tasks.bilevel.config import DEFAULT_TOY
+from optrepro.tasks.bilevel.driver import STRATEGY_FUNCTIONS, strategy_namespace
+from optrepro.tasks.cli import resolve_device
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS_S = {("linear", "v_pbgd"): 15.0, ("mlp", "g_pbgd"): 30.0}  # issue 3, H100-class GPU
@@ -46,13 +46,14 @@ def bench_toy(device: torch.device, repeats: int) -> None:
     print(f"toy ({DEFAULT_TOY.num_runs} starts, seed 42), device {device}")
     for name in ("v_pbgd", "g_pbgd"):
         toy_strategy = strategy(name).get_toy_strategy()
-        toy.run_toy_vectorised(toy_strategy, device=device)  # warm-up
-        vectorised = min(toy.run_toy_vectorised(toy_strategy, device=device).metrics["runtime_sec"]
+        vectorised.run_toy_vectorised(toy_strategy, device=device)  # warm-up
+        batched = min(vectorised.run_toy_vectorised(toy_strategy, device=device).metrics["runtime_sec"]
                          for _ in range(repeats))
-        one_by_one = toy.run_toy_reference(toy_strategy).metrics["runtime_sec"]
+        one_by_one = core.run_toy_reference(toy_strategy).metrics["runtime_sec"]
         n = DEFAULT_TOY.num_runs
-        print(f"  {name:8s} vectorised {vectorised:7.3f} s ({n / vectorised:9.0f} starts/s)   "
-              f"one by one {one_by_one:7.3f} s ({n / one_by_one:7.0f} starts/s)   ratio {one_by_one / vectorised:6.1f}x",
+        print(f"  {name:8s} vectorised {batched:7.3f} s ({n / batched:9.0f} starts/s)   "
+              f"one by one {one_by_one:7.3f} s ({n / one_by_one:7.0f} starts/s)   "
+              f"ratio {one_by_one / batched:6.1f}x",
               flush=True)
 
 
@@ -61,12 +62,10 @@ def bench_hyperclean(device: torch.device, data_root: Path, outer: int, rhg_oute
     for net, name in CASES:
         base = strategy(name).get_hyperclean_strategy(net)
         n = rhg_outer if base.method in ("rhg", "t_rhg") else outer
-        splits = hyperclean.load_hyperclean_splits(seed=42, device=device, root=data_root / "mnist")
-        hyperclean.run_hyperclean(replace(base, outer_itr=2), net, 42, device=device, splits=splits,
-                                  stream=io.StringIO())  # warm-up
-        run = hyperclean.METHOD_RUNNERS[base.method]
-        model = hyperclean.make_model(net).to(device)
-        result = run(replace(base, outer_itr=n), model, *splits, net, stream=io.StringIO())
+        splits = core.load_hyperclean_splits(seed=42, device=device, root=data_root / "mnist")
+        run = methods.METHOD_RUNNERS[base.method]
+        run(replace(base, outer_itr=2), core.make_model(net).to(device), *splits, net)  # warm-up
+        result = run(replace(base, outer_itr=n), core.make_model(net).to(device), *splits, net)
         rate = n / result.total_runtime_sec
         target = TARGETS_S.get((net, name))
         print(f"  {net:6s} {name:6s} {rate:9.1f} outer it/s   full budget ({base.outer_itr:,} it) "

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from optrepro.strategy import load_strategy
+from optrepro.tasks.cli import resolve_device
 from optrepro.tasks.dpsgd.config import resolve_config
-from optrepro.tasks.dpsgd.core import MODELS, compute_per_sample_gradients, strategy_namespace
-from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, private_step
-from optrepro.tasks.dpsgd.train import per_sample_gradients
-from optrepro.tasks.parity.core import resolve_device
+from optrepro.tasks.dpsgd.core import MODELS, compute_per_sample_gradients
+from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, private_step, strategy_namespace
+from optrepro.tasks.dpsgd.vectorised import per_sample_gradients
 
 REPO = Path(__file__).resolve().parent.parent
 SHAPES = {"mnist": (1, 28, 28), "fmnist": (1, 28, 28), "cifar10": (3, 32, 32)}

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from optrepro.strategy import load_strategy
+from optrepro.tasks.cli import resolve_device
 from optrepro.tasks.parity.batched import train_batched, train_one_by_one
-from optrepro.tasks.parity.core import resolve_device, strategy_namespace
-from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, resolve_config, run_benchmark
+from optrepro.tasks.parity.config import resolve_config
+from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, run_benchmark, strategy_namespace
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""MNIST data hyper-cleaning (shared/tasks/bilevel.md §3.2, §3.4, §3.5, §6-§9).
+"""MNIST data hyper-cleaning (docs/tasks/bilevel.md §3.2, §3.4, §3.5, §6-§9).
 
 * `HypercleanStrategy.validate`: every rule, in the original's order;
 * pollution (§6.4): ⌊ρ n⌋ examples marked dirty, labels changed only there,
@@ -24,9 +24,13 @@ import pytest
 import torch
 
 from optrepro.metrics import parse_line, parse_log
-from optrepro.tasks.bilevel import hyperclean as hc
-from optrepro.tasks.bilevel.hyperclean_config import (DEFAULT_HYPERCLEAN, HypercleanConfig, HypercleanEval,
-                                                      HypercleanStrategy)
+from optrepro.tasks.bilevel import core, driver, methods
+from optrepro.tasks.bilevel.config import (
+    DEFAULT_HYPERCLEAN,
+    HypercleanConfig,
+    HypercleanEval,
+    HypercleanStrategy,
+)
 
 FINAL_KEYS = [
     "test_accuracy", "f1_score", "cleaner_precision", "cleaner_recall", "best_step", "runtime_sec",
@@ -115,7 +119,7 @@ def test_eval_record_converts_tensors():
 
 def _polluted(seed: int, n: int = 5000, rate: float = 0.5):
     labels = torch.arange(n) % 10
-    split = hc.HypercleanSplit(torch.zeros(n, 1, 1, dtype=torch.uint8), labels.clone())
+    split = core.HypercleanSplit(torch.zeros(n, 1, 1, dtype=torch.uint8), labels.clone())
     split.pollute(rate, random.Random(seed))
     return labels, split
 
@@ -144,7 +148,7 @@ def test_pollution_seeded():
     assert not torch.equal(a.clean, c.clean)
     # The global generator (what the driver uses) gives the same draws as a Random with the same seed.
     labels = torch.arange(5000) % 10
-    g = hc.HypercleanSplit(torch.zeros(5000, 1, 1, dtype=torch.uint8), labels.clone())
+    g = core.HypercleanSplit(torch.zeros(5000, 1, 1, dtype=torch.uint8), labels.clone())
     random.seed(7)
     g.pollute(0.5)
     assert torch.equal(g.dirty_targets, a.dirty_targets)
@@ -155,7 +159,7 @@ def test_split_uses_one_stream():
     targets = torch.arange(100) % 10
     cfg = HypercleanConfig(train_size=20, val_size=10, test_size=30)
     rng = random.Random(3)
-    train, val, test = hc.split_and_pollute(images, targets, cfg, rng)
+    train, val, test = core.split_and_pollute(images, targets, cfg, rng)
     ref = random.Random(3)
     index = list(range(100))
     ref.shuffle(index)
@@ -173,9 +177,9 @@ def test_split_uses_one_stream():
 
 def _toy_problem(n=12, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    train = hc.HypercleanSplit(torch.randn(n, 784, generator=gen), torch.randint(0, 10, (n,), generator=gen))
+    train = core.HypercleanSplit(torch.randn(n, 784, generator=gen), torch.randint(0, 10, (n,), generator=gen))
     train.dirty_targets = train.targets
-    val = hc.HypercleanSplit(torch.randn(8, 784, generator=gen), torch.randint(0, 10, (8,), generator=gen))
+    val = core.HypercleanSplit(torch.randn(8, 784, generator=gen), torch.randint(0, 10, (8,), generator=gen))
     x = (0.5 * torch.randn(n, generator=gen, dtype=torch.float32)).requires_grad_(True)
     params = [0.05 * torch.randn(10, 784, generator=gen), 0.05 * torch.randn(10, generator=gen)]
     return train, val, x, params
@@ -187,7 +191,7 @@ def test_reverse_equals_backprop_through_unroll(reg):
     T = 3
 
     def phi(params, hparams):
-        return hc._inner_step(params, hparams, train, 0.5, reg, create_graph=True)
+        return methods._inner_step(params, hparams, train, 0.5, reg, create_graph=True)
 
     # plain backprop through the whole unroll
     current = [p.clone().requires_grad_(True) for p in y0]
@@ -195,14 +199,14 @@ def test_reverse_equals_backprop_through_unroll(reg):
     for _ in range(T):
         current = phi(current, x)
         history.append([p.detach() for p in current])
-    expected, = torch.autograd.grad(hc.upper_loss(current, val), x)
-    got = hc.reverse_hypergradient(history, x, phi, lambda p: hc.upper_loss(p, val))
+    expected, = torch.autograd.grad(core.upper_loss(current, val), x)
+    got = methods.reverse_hypergradient(history, x, phi, lambda p: core.upper_loss(p, val))
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-7) and torch.equal(x.grad, got)
     # Truncated: H = [y0, y_T]; the one recomputed map sits at y0, not at y_{T-1} (the original's quirk).
     x.grad = None
-    trunc = hc.reverse_hypergradient([history[0], history[-1]], x, phi, lambda p: hc.upper_loss(p, val))
+    trunc = methods.reverse_hypergradient([history[0], history[-1]], x, phi, lambda p: core.upper_loss(p, val))
     leaves = [p.clone().requires_grad_(True) for p in history[-1]]
-    alpha = torch.autograd.grad(hc.upper_loss(leaves, val), leaves)
+    alpha = torch.autograd.grad(core.upper_loss(leaves, val), leaves)
     start = [p.clone().requires_grad_(True) for p in history[0]]
     manual, = torch.autograd.grad(phi(start, x), x, grad_outputs=alpha)
     assert torch.allclose(trunc, manual, rtol=1e-5, atol=1e-8)
@@ -222,25 +226,25 @@ def test_best_record_rules():
                _rec(4, 84.0, 60.0), _rec(5, 70.0, 60.0)]
     best_acc = best_f1 = None
     for record in records:
-        best_acc = hc.update_best_by_accuracy(best_acc, record)
-        best_f1 = hc.update_best_by_f1(best_f1, record)
+        best_acc = core.update_best_by_accuracy(best_acc, record)
+        best_f1 = core.update_best_by_f1(best_f1, record)
     assert best_acc.step == 2  # tie on accuracy, strictly larger F1; a full tie keeps the earlier one
     assert best_f1.step == 4  # tie on F1, larger accuracy wins
-    metrics = hc.summarize_hyperclean_metrics(best_acc, best_f1, 9.0)
+    metrics = core.summarize_hyperclean_metrics(best_acc, best_f1, 9.0)
     assert list(metrics) == FINAL_KEYS
     assert metrics["test_accuracy"] == metrics["score"] == metrics["best_accuracy_test_accuracy"] == 85.0
     assert metrics["best_step"] == 2.0 and metrics["best_f1_step"] == 4.0 and metrics["total_runtime_sec"] == 9.0
     assert metrics["best_f1_test_accuracy"] == 84.0 and metrics["runtime_sec"] == 2.0
     with pytest.raises(RuntimeError):
-        hc.summarize_hyperclean_metrics(None, None, 0.0)
+        core.summarize_hyperclean_metrics(None, None, 0.0)
 
 
 def test_corrected_selection_by_validation_loss():
     records = [_rec(0, 80.0, 50.0, val_loss=1.2), _rec(10, 95.0, 40.0, val_loss=0.9),
                _rec(20, 85.0, 45.0, val_loss=0.7), _rec(30, 90.0, 45.0, val_loss=0.7),
                _rec(40, 99.0, 60.0, val_loss=0.8)]
-    assert hc.select_by_val_loss(records).step == 20  # lowest, earliest on a tie; not the best test accuracy
-    extras = hc.corrected_extras(records)
+    assert core.select_by_val_loss(records).step == 20  # lowest, earliest on a tie; not the best test accuracy
+    extras = core.corrected_extras(records)
     assert list(extras) == CORRECTED_KEYS
     assert extras["val_selected_test_accuracy"] == 85.0 and extras["val_selected_step"] == 20.0
     assert extras["val_selected_val_loss"] == 0.7
@@ -269,12 +273,12 @@ def test_tiny_run(mnist_root, net, method):
     strategy = STRATEGIES[method]
     outer = 3 if method in ("rhg", "t_rhg") else 10
     out = io.StringIO()
-    metrics = hc.run_hyperclean(strategy, net=net, seed=42, config=TINY, protocol="corrected", outer_itr=outer,
+    metrics = driver.run_hyperclean(strategy, net=net, seed=42, config=TINY, protocol="corrected", outer_itr=outer,
                                 root=mnist_root, stream=out)
     assert list(metrics) == FINAL_KEYS + CORRECTED_KEYS
     lines = out.getvalue().splitlines()
     train = [parse_line(line) for line in lines[:-1]]
-    aux = hc.AUX_NAMES[method]
+    aux = methods.AUX_NAMES[method]
     expected_steps = list(range(outer)) if method in ("rhg", "t_rhg") else list(range(0, outer, 4))
     assert [t.kind for t in train] == ["TRAIN_METRICS"] * len(expected_steps)
     assert [t.fields["step"] for t in train] == expected_steps
@@ -308,7 +312,7 @@ def test_mlsbench_run_is_seeded_and_same_trajectory(mnist_root):
     logs = []
     for protocol in ("mlsbench", "mlsbench", "corrected"):
         out = io.StringIO()
-        metrics = hc.run_hyperclean(strategy, "linear", 7, TINY, protocol=protocol, outer_itr=7, root=mnist_root,
+        metrics = driver.run_hyperclean(strategy, "linear", 7, TINY, protocol=protocol, outer_itr=7, root=mnist_root,
                                     stream=out)
         assert list(metrics) == (FINAL_KEYS if protocol == "mlsbench" else FINAL_KEYS + CORRECTED_KEYS)
         logs.append([{k: v for k, v in line.fields.items() if k != "iter_time"}

@@ -1,4 +1,4 @@
-"""The bilevel toy (shared/tasks/bilevel.md §3.1, §3.3, §5, §9.1, §10.1).
+"""The bilevel toy (docs/tasks/bilevel.md §3.1, §3.3, §5, §9.1, §10.1).
 
 * configuration objects and their validation;
 * the vectorised computation of all 1000 starts against the original's
@@ -35,11 +35,21 @@ import pytest
 import torch
 
 from optrepro.metrics import parse_line, parse_log
-from optrepro.tasks.bilevel import toy
+from optrepro.tasks.bilevel import core
+from optrepro.tasks.bilevel import vectorised as engine
 from optrepro.tasks.bilevel.config import DEFAULT_TOY, ToyProblemConfig, ToyStrategy
-from optrepro.tasks.bilevel.toy import (ToyDivergedError, ToyFailure, ToyResult, ToyRun, emit_toy_result,
-                                        run_toy, run_toy_reference, run_toy_start, run_toy_vectorised, toy_metrics,
-                                        toy_starting_points)
+from optrepro.tasks.bilevel.core import (
+    ToyDivergedError,
+    ToyFailure,
+    ToyResult,
+    ToyRun,
+    run_toy_reference,
+    run_toy_start,
+    toy_metrics,
+    toy_starting_points,
+)
+from optrepro.tasks.bilevel.driver import emit_toy_final, emit_toy_run, run_toy
+from optrepro.tasks.bilevel.vectorised import run_toy_vectorised
 
 # The §10.1 toy baselines (strategy files come later; these are their get_toy_strategy() values).
 V_PBGD = ToyStrategy(method="v_pbgd", gams=(10.0,), alpha0=0.1)
@@ -168,9 +178,9 @@ def test_step_map_is_the_originals_formula_for_formula(monkeypatch, method, exac
     points = [(rng.uniform(-0.5, 3.5), rng.uniform(-5.0, 8.5)) for _ in range(5000)]
     x = torch.tensor([p[0] for p in points], dtype=torch.float64)
     y = torch.tensor([p[1] for p in points], dtype=torch.float64)
-    upper, grad_x, grad_y, _, _ = (t.tolist() for t in toy._penalized_terms(x, y, method, 10.0, exact))
-    monkeypatch.setattr(toy, "math", _torch_math())
-    expected = [toy.toy_penalized_gradient(px, py, method, 10.0, exact) for px, py in points]
+    upper, grad_x, grad_y, _, _ = (t.tolist() for t in engine._penalized_terms(x, y, method, 10.0, exact))
+    monkeypatch.setattr(core, "math", _torch_math())
+    expected = [core.toy_penalized_gradient(px, py, method, 10.0, exact) for px, py in points]
     for index, values in ((0, upper), (2, grad_x), (3, grad_y)):
         equal = sum(e[index] == v for e, v in zip(expected, values))
         assert equal >= 0.995 * len(points), (index, equal)
@@ -179,12 +189,12 @@ def test_step_map_is_the_originals_formula_for_formula(monkeypatch, method, exac
 
 def test_toy_df_exact_differs_from_the_defective_one_only_in_the_x_component():
     for x, y in [(0.3, 1.0), (1.0, -2.0), (2.5, 4.0)]:
-        defective, exact = toy.toy_df(x, y), toy.toy_df_exact(x, y)
+        defective, exact = core.toy_df(x, y), core.toy_df_exact(x, y)
         assert defective[1] == exact[1]
         e = math.exp(2.0 - 4.0 * x)
         # the exact one is ∂f/∂x: compare with a central difference of toy_f
         h = 1e-6
-        numeric = (toy.toy_f(x + h, y) - toy.toy_f(x - h, y)) / (2 * h)
+        numeric = (core.toy_f(x + h, y) - core.toy_f(x - h, y)) / (2 * h)
         assert math.isclose(exact[0], numeric, rel_tol=1e-7, abs_tol=1e-9)
         assert math.isclose(defective[0] - exact[0],
                             4 * e * math.cos(4 * y + 2) * (1 / (1 + e * e) - 1 / (1 + e) ** 2), rel_tol=1e-9)
@@ -301,8 +311,8 @@ def test_vectorised_equals_a_plain_loop_bit_for_bit_on_all_1000_starts(strategy,
     """The same arithmetic one start at a time gives the same step count, flags and values for every start."""
     points = toy_starting_points(config, 42)
     assert len(points) == 1000
-    batched = toy.toy_outcomes_vectorised(points, strategy, config, exact)
-    one_by_one = [toy.toy_outcome_one_by_one(x, y, strategy, config, exact) for x, y in points]
+    batched = engine.toy_outcomes_vectorised(points, strategy, config, exact)
+    one_by_one = [engine.toy_outcome_one_by_one(x, y, strategy, config, exact) for x, y in points]
     assert batched == one_by_one  # dataclass equality: floats compared exactly
     if strategy is DIVERGING:
         assert all(o.error == "overflow" and 400 < o.steps < 600 for o in one_by_one)
@@ -337,16 +347,16 @@ def test_divergence_stops_where_the_original_crashes(strategy, config, expected)
     assert ref.metrics is None and vec.metrics is None
     stream = io.StringIO()
     with pytest.raises(ToyDivergedError) as error:
-        emit_toy_result(vec, stream)
+        run_toy(strategy, config, stream=stream)
     assert error.value.failure == expected and expected.error in str(error.value)
     assert len(stream.getvalue().splitlines()) == expected.run  # the lines the original printed before
 
 
 def test_the_original_really_raises_there():
     with pytest.raises(OverflowError):
-        toy.toy_g(0.5, 2e154)
+        core.toy_g(0.5, 2e154)
     with pytest.raises(ValueError):
-        toy.toy_f(0.5, -math.inf)
+        core.toy_f(0.5, -math.inf)
 
 
 # --------------------------------------------------------------------------- seeding
@@ -361,7 +371,7 @@ def test_starting_points_are_the_seeded_draws():
     assert any(x > 3.0 for x, _ in points)  # x0 may start outside C = [0, 3]
     one_step = replace(DEFAULT_TOY, max_steps_per_gamma=1)
     first = run_toy_reference(V_PBGD, one_step, 42).runs[0]
-    assert first.objective == toy.toy_f(x0, y0)  # the objective of the first step is f at the start
+    assert first.objective == core.toy_f(x0, y0)  # the objective of the first step is f at the start
     assert math.isclose(run_toy_vectorised(V_PBGD, one_step, 42).runs[0].objective, first.objective, rel_tol=1e-14)
     assert reference(V_PBGD, DEFAULT_TOY, False).runs[0] == run_toy_start(x0, y0, V_PBGD)
     assert toy_starting_points(DEFAULT_TOY, 123) != points
@@ -420,7 +430,7 @@ def test_lines_have_the_originals_format_and_parse_back():
             ToyRun(20, 0, math.nan, math.inf, math.inf, False)]
     result = ToyResult(runs, toy_metrics(runs, 0.123456789))
     stream = io.StringIO()
-    lines = emit_toy_result(result, stream)
+    lines = [emit_toy_run(run, stream) for run in result.runs] + [emit_toy_final(result.metrics, stream)]
     assert stream.getvalue() == "".join(line + "\n" for line in lines)
     assert lines[:-1] == [_original_train_line(run) for run in runs]
     assert lines[-1] == _original_final_line(result.metrics)

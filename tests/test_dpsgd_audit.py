@@ -21,8 +21,9 @@ import torch
 
 from optrepro.strategy import load_strategy
 from optrepro.tasks.dpsgd.audit import AuditPoint, audit_step, verdict
-from optrepro.tasks.dpsgd.core import MNISTNet, strategy_namespace
-from optrepro.tasks.dpsgd.train import per_sample_gradients
+from optrepro.tasks.dpsgd.core import MNISTNet
+from optrepro.tasks.dpsgd.driver import strategy_namespace
+from optrepro.tasks.dpsgd.vectorised import per_sample_gradients
 
 STANDARD = Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "standard_dpsgd.py"
 SIGMA = 0.5

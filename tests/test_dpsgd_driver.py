@@ -28,9 +28,8 @@ from torchvision import transforms
 from optrepro.metrics import final_metrics, parse_log
 from optrepro.strategy import load_strategy
 from optrepro.tasks.dpsgd.config import resolve_config
-from optrepro.tasks.dpsgd.core import strategy_namespace
-from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, main, run_benchmark
-from optrepro.tasks.dpsgd.train import NORMALIZATION, load_split
+from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, main, run_benchmark, strategy_namespace
+from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, load_split
 
 STANDARD = (Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "standard_dpsgd.py").read_text()
 # 416 examples in batches of 8: 52 steps an epoch, so one TRAIN_METRICS line (after batch 50) per epoch.
@@ -140,10 +139,10 @@ def test_corrected_run(tmp_path, capsys, monkeypatch, fake_root, accountant):
 
 def test_corrected_refuses_an_overspend_that_mlsbench_reports(tmp_path, capsys, monkeypatch, fake_root):
     args = [*TINY, "--set", "epochs=2", "--set", "audit=0"]
-    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, HALF_SIGMA, [*args, "--protocol",
-                                                                                             "corrected"])
+    status, out, err, path = run_driver(tmp_path, capsys, monkeypatch, fake_root, HALF_SIGMA,
+                                        [*args, "--protocol", "corrected"])
     assert status == 2 and err.count("\n") == 1
-    assert err.startswith("ERROR: privacy budget exceeded: after epoch 1/2 ")
+    assert err.startswith(f"ERROR: {path}: privacy budget exceeded: after epoch 1/2 ")
     assert "FINAL_METRICS" not in out and "Epoch 1/2" in out and "Epoch 2/2" not in out
     status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, HALF_SIGMA, args)
     assert status == 0 and final_metrics(parse_log(out))["epsilon"] > 6  # about twice the target
@@ -194,8 +193,8 @@ def test_contract_violation_gives_one_error_line(tmp_path, capsys, monkeypatch, 
     (["--set", "batch_size=1000"], "batch_size 1000 exceeds the 420 training examples"),
 ])
 def test_bad_input_gives_one_error_line(tmp_path, capsys, monkeypatch, fake_root, args, message):
-    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, args=args)
-    assert status == 2 and err.count("\n") == 1 and err.startswith("ERROR: ") and message in err
+    status, out, err, path = run_driver(tmp_path, capsys, monkeypatch, fake_root, args=args)
+    assert status == 2 and err.count("\n") == 1 and err.startswith(f"ERROR: {path}: ") and message in err
 
 
 def test_missing_dataset_names_the_folder(tmp_path, capsys, monkeypatch):

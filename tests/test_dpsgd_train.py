@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms
 
 from optrepro.tasks.dpsgd.core import CIFAR10Net, MNISTNet, compute_per_sample_gradients
-from optrepro.tasks.dpsgd.train import NORMALIZATION, epoch_order, evaluate, load_split, per_sample_gradients
+from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, epoch_order, evaluate, load_split, per_sample_gradients
 
 MNIST_SHAPES = [(16, 1, 8, 8), (16,), (32, 16, 4, 4), (32,), (32, 512), (32,), (10, 32), (10,)]
 CIFAR_SHAPES = [(32, 3, 3, 3), (32,), (32,), (32,), (64, 32, 3, 3), (64,), (64,), (64,), (64, 64, 3, 3), (64,), (64,),

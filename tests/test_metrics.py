@@ -4,10 +4,18 @@ import math
 
 import pytest
 
-from optrepro.metrics import (final_metrics, format_calibration, format_epoch, format_final_results, format_line,
-                              format_model, parse_line, parse_log)
+from optrepro.metrics import (
+    final_metrics,
+    format_calibration,
+    format_epoch,
+    format_final_results,
+    format_line,
+    format_model,
+    parse_line,
+    parse_log,
+)
 
-# Lines in the original benchmarks' formats (shared/tasks/*.md §9), one per kind.
+# Lines in the original benchmarks' formats (docs/tasks/*.md §9), one per kind.
 ORIGINAL_LINES = [
     "TASK_CONFIG N=32 K=8 W=512 num_hidden_secrets=5 num_orderings=3 test_set_size=16384 batch_size=128 "
     "max_steps=30000",

@@ -7,8 +7,7 @@ import torch
 
 from optrepro.strategy import load_strategy
 from optrepro.tasks.parity.batched import train_batched, train_one_by_one
-from optrepro.tasks.parity.core import strategy_namespace
-from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, resolve_config
+from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, resolve_config, strategy_namespace
 
 RAGGED_STRATEGY = '''
 def init_model(model, config):
@@ -43,7 +42,8 @@ def test_batched_equals_one_by_one(tmp_path, secret_size):
         assert got.steps == steps
         assert got.test_accuracy == accuracy
         assert [s for s, _, _ in got.log] == [s for s, _, _ in log]
-        assert [l for _, l, _ in got.log] == pytest.approx([l for _, l, _ in log], rel=1e-3, abs=1e-5)  # float32 summation order differs
+        # float32 summation order differs
+        assert [loss for _, loss, _ in got.log] == pytest.approx([loss for _, loss, _ in log], rel=1e-3, abs=1e-5)
         assert [a for _, _, a in got.log] == pytest.approx([a for _, _, a in log], abs=1e-9)
     if secret_size == 1:  # the easy problem must exercise early stopping, at different steps
         assert min(o.steps for o in batched) < config.max_steps

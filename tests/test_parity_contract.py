@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from optrepro.strategy import load_strategy
-from optrepro.tasks.parity.core import sample_hidden_secrets, strategy_namespace
-from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, main, prepare_runs, resolve_config
+from optrepro.tasks.parity.core import sample_hidden_secrets
+from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, main, prepare_runs, resolve_config, strategy_namespace
 
 GOOD = {
     "init": "def init_model(model, config):\n    pass\n",
@@ -42,14 +42,16 @@ def with_optimizer(returned):
 
 X = "x = torch.zeros(8, config.n_features)\n"
 CASES = [
-    (with_dataset(X + "return {'x': x}"), "make_dataset returned an invalid dataset: Dataset dict must contain 'x' and 'y'."),
+    (with_dataset(X + "return {'x': x}"),
+     "make_dataset returned an invalid dataset: Dataset dict must contain 'x' and 'y'."),
     (with_dataset(X + "return (x, x[:, 0], x)"), "must have exactly 2 elements"),
     (with_dataset(X + "return x"), "make_dataset must return (x, y) or a dict"),
     (with_dataset("return torch.zeros(8), torch.zeros(8)"), "Training inputs must be 2-D, got shape (8,)"),
     (with_dataset("return torch.zeros(8, 5), torch.zeros(8)"), "must have 32 columns, got 5"),
     (with_dataset(X + "return x, torch.zeros(7)"), "disagree on size: 8 vs 7"),
     (with_dataset("return torch.zeros(0, 32), torch.zeros(0)"), "at least one example"),
-    (with_dataset("x = torch.zeros(301, 32)\nreturn x, torch.zeros(301)"), "Training dataset size 301 exceeds limit 300"),
+    (with_dataset("x = torch.zeros(301, 32)\nreturn x, torch.zeros(301)"),
+     "Training dataset size 301 exceeds limit 300"),
     (with_dataset(X + "x[0, 0] = 2\nreturn x, torch.zeros(8)"), "Training inputs must stay in {0, 1}."),
     (with_dataset(X + "return x, torch.full((8, 1), 0.5)"), "Training labels must stay in {0, 1}."),
     (with_dataset("raise RuntimeError('no data today')"), "make_dataset raised RuntimeError: no data today"),

@@ -1,4 +1,4 @@
-"""The reference importer on logs written in the original benchmarks' formats (shared/tasks/*.md §9), the reference
+"""The reference importer on logs written in the original benchmarks' formats (docs/tasks/*.md §9), the reference
 file's checks, and the comparison of reference values with reproduced statistics."""
 
 import math
@@ -8,8 +8,7 @@ import pytest
 
 import optrepro.tasks
 from optrepro.metrics import format_calibration, format_epoch, format_final_results, format_line, format_model
-from optrepro.report.reference import (COLUMNS, ReferenceError, compare, main, read_reference,
-                                       reference_values)
+from optrepro.report.reference import COLUMNS, ReferenceError, compare, main, read_reference, reference_values
 from optrepro.report.summarize import summarize
 
 

@@ -8,8 +8,17 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from optrepro.report.stats import (check_direction, headline, mean_ranks, performance_ratios, profile, profile_area,
-                                   ranks, seed_stats, welch_p)
+from optrepro.report.stats import (
+    check_direction,
+    headline,
+    mean_ranks,
+    performance_ratios,
+    profile,
+    profile_area,
+    ranks,
+    seed_stats,
+    welch_p,
+)
 
 A = [0.91, 0.95, 0.93, 0.97]
 B = [0.80, 0.86, 0.78]

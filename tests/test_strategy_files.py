@@ -28,9 +28,15 @@ import torch.optim as optim
 from torch.utils.data import DataLoader, Subset
 
 from optrepro.strategy import load_strategy
-from optrepro.tasks.bilevel.config import DEFAULT_TOY, ToyProblemConfig, ToyStrategy
-from optrepro.tasks.bilevel.hyperclean_config import (DEFAULT_HYPERCLEAN, HypercleanConfig, HypercleanEval,
-                                                      HypercleanStrategy)
+from optrepro.tasks.bilevel.config import (
+    DEFAULT_HYPERCLEAN,
+    DEFAULT_TOY,
+    HypercleanConfig,
+    HypercleanEval,
+    HypercleanStrategy,
+    ToyProblemConfig,
+    ToyStrategy,
+)
 
 STRATEGIES = Path(__file__).resolve().parent.parent / "strategies"
 
@@ -366,12 +372,12 @@ def test_per_tensor_clip_momentum_blend():
         assert torch.allclose(out, 0.405 * mean, rtol=1e-5, atol=1e-7)  # 0.7 * 0.15 + 0.3
     half = [t * 0.5 for t in per_sample]
     second = mech.clip_and_noise(half, 1, 1)
-    for l, (t, out) in enumerate(zip(half, second)):
+    for layer, (t, out) in enumerate(zip(half, second)):
         norms = t.reshape(B, -1).norm(dim=1)
-        ema = 0.9 * norm_ema[l] + 0.1 * norms.mean().item()
+        ema = 0.9 * norm_ema[layer] + 0.1 * norms.mean().item()
         clip = max(0.01, min(ema, 1.0))
         mean = (t * (clip / norms).clamp(max=1.0).view(-1, *([1] * (t.dim() - 1)))).mean(0)
-        buffer = 0.85 * 0.15 * means[l] + 0.15 * mean
+        buffer = 0.85 * 0.15 * means[layer] + 0.15 * mean
         assert torch.allclose(out, 0.7 * buffer + 0.3 * mean, rtol=1e-5, atol=1e-7)
     # Noise is per tensor: std sigma * C_l / B with C_l = max(0.01, ...) = 0.01 for zero gradients.
     mech = mechanism("per_tensor_clip_momentum_blend")

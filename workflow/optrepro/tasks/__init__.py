@@ -7,7 +7,20 @@
 * `HEADLINE` (optional): benchmark -> the metric that ranks and performance profiles compare across
   benchmarks (default: the first declared metric the benchmark's runs print);
 * `DATASETS`: benchmark name -> the dataset (of `optrepro.data`) it reads, if any;
+* `OVERRIDE_FIELDS`, `parse_overrides(items)`: the scale overrides (`--set FIELD=VALUE`) it accepts;
+* `resolve_config(benchmark, protocol, overrides)`: the driver's validated configuration;
 * `job_resources(benchmark, protocol, overrides)`: memory and runtime of one job.
+
+Every task package has the same layout, each file with the same meaning:
+
+    __init__.py   this interface (torch-free: the Snakefile imports it)
+    config.py     the original's configuration dataclasses, benchmarks, protocols, overrides, job sizing (torch-free)
+    core.py       the original module's names that strategy files run among (`NAMES`), and its reference code
+    <engine>.py   the fast path, checked against the reference: parity `batched.py`; bilevel `vectorised.py`
+                  (the toy) and `methods.py` (hyper-cleaning); dpsgd `vectorised.py` (per-example gradients),
+                  with `accounting.py` and `audit.py`
+    driver.py     run one benchmark and print its lines; `DRIVER` for the shared skeleton `cli.py`
+    __main__.py   `python -m optrepro.tasks.<task>`
 """
 
 import importlib

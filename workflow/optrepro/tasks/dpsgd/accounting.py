@@ -1,7 +1,7 @@
 """Privacy accounting of a run under both protocols: the σ to calibrate, the per-step σ, the ε spent.
 
 The original asks the mechanism once per epoch for one σ and accounts *all*
-steps so far with it (dpsgd.md §3.3, §8.4 item 4): a report σ_e after k_e
+steps so far with it: a report σ_e after k_e
 steps claims Σ_{t≤k_e} σ_t⁻² = k_e/σ_e². `PrivacyLedger` turns the reports
 into a multiplier per epoch, σ'_e = the smaller of the report itself and the
 value that makes the claimed total hold given the epochs already accounted:

@@ -2,7 +2,7 @@
 
 Kept free of torch so that the Snakefile (parsed on every job start) can size
 jobs and check names cheaply. `DPSGDConfig` holds the original's command-line
-options (dpsgd.md §4.1) plus the fields optrepro adds: which accountant the
+options plus the fields optrepro adds: which accountant the
 protocol uses and the scale overrides.
 """
 
@@ -35,7 +35,8 @@ class DPSGDConfig:
 
 DEFAULT_CONFIG = DPSGDConfig()
 
-# dpsgd.md §4.2: batch size and epochs are inferred there; ε = 3, δ = 1e-5, lr and clip norm are the defaults.
+# The three evaluation commands: batch size and epochs as inferred from the original;
+# ε = 3, δ = 1e-5, lr and clip norm are the defaults.
 BENCHMARKS = {"mnist": dict(dataset="mnist", batch_size=256, epochs=5),
               "fmnist": dict(dataset="fmnist", batch_size=256, epochs=5),
               "cifar10": dict(dataset="cifar10", batch_size=256, epochs=30)}
@@ -51,10 +52,14 @@ IMAGE_SIZES = {"mnist": 28 * 28, "fmnist": 28 * 28, "cifar10": 3 * 32 * 32}
 SIZING_EXAMPLES_PER_SECOND = {"mnist": 2_000, "fmnist": 2_000, "cifar10": 150}
 
 
+# The dataset is the benchmark's, not a field to set.
+OVERRIDE_TYPES = {f.name: type(getattr(DEFAULT_CONFIG, f.name)) for f in fields(DPSGDConfig) if f.name != "dataset"}
+OVERRIDE_FIELDS = tuple(OVERRIDE_TYPES)
+
+
 def parse_overrides(items: list[str]) -> dict[str, object]:
-    """`field=value` pairs for DPSGDConfig, typed like the field; the dataset is the benchmark's, not a field to set."""
-    return parse_field_overrides(items, {f.name: type(getattr(DEFAULT_CONFIG, f.name)) for f in fields(DPSGDConfig)
-                                         if f.name != "dataset"})
+    """`field=value` pairs for DPSGDConfig, typed like the field."""
+    return parse_field_overrides(items, OVERRIDE_TYPES)
 
 
 def validate(config: DPSGDConfig, protocol: str) -> None:

@@ -1,4 +1,4 @@
-"""The names of the original DP-SGD module (dpsgd.md §2, §6, §7.2, §8).
+"""The names of the original DP-SGD module.
 
 A strategy file is the original's editable block, so it runs in a namespace
 holding what the module imported and defined above that block: the standard
@@ -6,7 +6,7 @@ modules, numpy, torch, torchvision and scipy names, the two models and the
 benchmark's own privacy accountant (`compute_epsilon`,
 `calibrate_noise_to_epsilon`), with their original behaviour. The
 per-example loop `compute_per_sample_gradients` is the original's reference;
-training uses the vectorised `train.per_sample_gradients`, checked against it.
+training uses the vectorised `vectorised.per_sample_gradients`, checked against it.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import torch.optim as optim
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-# RDP orders α (§8.1): 1.1, 1.2, ..., 10.9, then 12, ..., 63 — Opacus' default grid.
+# RDP orders α: 1.1, 1.2, ..., 10.9, then 12, ..., 63 — Opacus' default grid.
 RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
 
 
 class MNISTNet(nn.Module):
-    """MNIST and Fashion-MNIST (§6.1): 26,010 parameters."""
+    """MNIST and Fashion-MNIST: 26,010 parameters."""
 
     def __init__(self):
         super().__init__()
@@ -46,7 +46,7 @@ class MNISTNet(nn.Module):
 
 
 class CIFAR10Net(nn.Module):
-    """CIFAR-10 (§6.2): four conv + GroupNorm blocks, 132,042 parameters."""
+    """CIFAR-10: four conv + GroupNorm blocks, 132,042 parameters."""
 
     def __init__(self):
         super().__init__()
@@ -68,7 +68,7 @@ MODELS = {"mnist": MNISTNet, "fmnist": MNISTNet, "cifar10": CIFAR10Net}
 
 
 def compute_epsilon(steps: int, sigma: float, q: float, delta: float) -> tuple[float, float]:
-    """The benchmark's ε after `steps` steps (§8.2): per-step RDP α q²/(2σ²), its own conversion; (ε, best α)."""
+    """The benchmark's ε after `steps` steps: per-step RDP α q²/(2σ²), its own conversion; (ε, best α)."""
     epsilon, order = min((steps * alpha * q**2 / (2 * sigma**2) + math.log(1 / delta) / (alpha - 1)
                           + math.log(1 - 1 / alpha), alpha) for alpha in RDP_ORDERS)
     return max(epsilon, 0.0), order
@@ -76,7 +76,7 @@ def compute_epsilon(steps: int, sigma: float, q: float, delta: float) -> tuple[f
 
 def calibrate_noise_to_epsilon(target_epsilon: float, steps: int, q: float, delta: float,
                                tol: float = 1e-3) -> float:
-    """Bisection on σ over [0.01, 100] until the bracket is narrower than `tol`; its midpoint (§8.3)."""
+    """Bisection on σ over [0.01, 100] until the bracket is narrower than `tol`; its midpoint."""
     low, high = 0.01, 100.0
     while high - low > tol:
         mid = (low + high) / 2
@@ -88,7 +88,7 @@ def calibrate_noise_to_epsilon(target_epsilon: float, steps: int, q: float, delt
 
 
 def compute_per_sample_gradients(model: nn.Module, data: torch.Tensor, target: torch.Tensor) -> list[torch.Tensor]:
-    """The original's exact per-example gradients (§7.2 step 1): one forward and backward pass per example."""
+    """The original's exact per-example gradients: one forward and backward pass per example."""
     params = [p for p in model.parameters() if p.requires_grad]
     grads = [torch.zeros(data.shape[0], *p.shape, dtype=p.dtype, device=p.device) for p in params]
     for i in range(data.shape[0]):
@@ -100,14 +100,10 @@ def compute_per_sample_gradients(model: nn.Module, data: torch.Tensor, target: t
     return grads
 
 
-def strategy_namespace() -> dict[str, object]:
-    """What the original module offered its editable block (§2).
-
-    `_compute_rdp_single_epoch` is left out: the sources name it but not its
-    formula, and the original never calls it.
-    """
-    return {"argparse": argparse, "math": math, "os": os, "sys": sys, "np": np, "torch": torch, "nn": nn, "F": F,
-            "optim": optim, "sp_optimize": sp_optimize, "DataLoader": DataLoader, "Subset": Subset,
-            "datasets": datasets, "transforms": transforms, "compute_epsilon": compute_epsilon,
-            "calibrate_noise_to_epsilon": calibrate_noise_to_epsilon, "MNISTNet": MNISTNet,
-            "CIFAR10Net": CIFAR10Net, "compute_per_sample_gradients": compute_per_sample_gradients}
+# What the original module offered its editable block. `_compute_rdp_single_epoch` is left out: the
+# sources name it but not its formula, and the original never calls it.
+NAMES = {"argparse": argparse, "math": math, "os": os, "sys": sys, "np": np, "torch": torch, "nn": nn, "F": F,
+         "optim": optim, "sp_optimize": sp_optimize, "DataLoader": DataLoader, "Subset": Subset,
+         "datasets": datasets, "transforms": transforms, "compute_epsilon": compute_epsilon,
+         "calibrate_noise_to_epsilon": calibrate_noise_to_epsilon, "MNISTNet": MNISTNet,
+         "CIFAR10Net": CIFAR10Net, "compute_per_sample_gradients": compute_per_sample_gradients}

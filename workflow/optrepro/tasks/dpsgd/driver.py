@@ -1,26 +1,24 @@
 """The DP-SGD driver: `python -m optrepro.tasks.dpsgd --benchmark mnist --strategy FILE --seed 42`.
 
-It prints the original's lines (dpsgd.md §9) in its order, preceded by a
+It prints the original's lines in its order, preceded by a
 TASK_CONFIG line and followed by one FINAL_METRICS line (the runner's
 final metrics), and draws every random number the original draws, in the same
-order, from the same generators (§7.5). What differs is speed: the data
+order, from the same generators. What differs is speed: the data
 lives on the device and per-example gradients come from one vectorised pass
-per batch (train.py). The protocol decides the accounting (accounting.py):
+per batch (vectorised.py). The protocol decides the accounting (accounting.py):
 `mlsbench` calibrates σ and reports ε with the benchmark's formula,
 `corrected` with an Opacus accountant, fails a run whose spend would exceed
 the target, and makes the final test accuracy the score (the original's
 best_accuracy is picked on the test set). Every run also reports
 `epsilon_rdp` (Opacus RDP over the σ the mechanism reported) and the privacy
-audit's verdict (audit.py). Bad input ends the process with one `ERROR:`
-line on stderr and exit status 2.
+audit's verdict (audit.py). The command line and its errors are the shared
+skeleton's (`optrepro.tasks.cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -28,24 +26,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data import DataError
 from ...metrics import emit, format_calibration, format_epoch, format_final_results, format_model
-from ...strategy import StrategyError, call_strategy, load_strategy
-from ..device import resolve_device
+from ...strategy import StrategyError, call_strategy
+from .. import cli
 from .accounting import BENCHMARK, PrivacyLedger, calibrate_sigma
 from .audit import audit_step, verdict
-from .config import BENCHMARKS, PROTOCOLS, ConfigError, DPSGDConfig, parse_overrides, resolve_config
-from .core import MODELS, strategy_namespace
-from .train import epoch_order, evaluate, load_split, per_sample_gradients
+from .config import ConfigError, DPSGDConfig
+from .core import MODELS, NAMES
+from .vectorised import epoch_order, evaluate, load_split, per_sample_gradients
 
 STRATEGY_NAMES = ("DPMechanism",)
-LOG_EVERY = 50  # batches between TRAIN_METRICS lines (§9.2)
-# Accuracies and ε print with 4 decimals in TEST_METRICS (§9.3); FINAL_METRICS keeps them alike.
+LOG_EVERY = 50  # batches between TRAIN_METRICS lines
+# Accuracies and ε print with 4 decimals in TEST_METRICS; FINAL_METRICS keeps them alike.
 FOUR_DECIMALS = dict.fromkeys(("score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "audit_ratio"), 4)
 
 
 def set_global_seed(seed: int) -> None:
-    """The torch CPU generator, numpy and every CUDA generator (§7.1 step 1)."""
+    """The torch CPU generator, numpy and every CUDA generator."""
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.cuda.manual_seed_all(seed)
@@ -73,7 +70,7 @@ def install_gradients(path: str, model: torch.nn.Module, noised) -> None:
 
 def private_step(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  grads: list[torch.Tensor], step: int, epoch: int) -> None:
-    """§7.2 steps 2-3: the mechanism privatises the per-example gradients, the optimiser takes its step."""
+    """One private step: the mechanism privatises the per-example gradients, the optimiser takes its step."""
     noised = call_strategy(path, "clip_and_noise", mechanism.clip_and_noise, grads, step, epoch)
     optimizer.zero_grad()
     install_gradients(path, model, noised)
@@ -93,7 +90,7 @@ def reported_sigma(path: str, value) -> float:
 def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, config: DPSGDConfig, epoch: int, step: int,
                 audits: list) -> tuple[int, float, float]:
-    """One epoch of §7.2, auditing its middle batch into `audits`; (global step after it, train loss, train acc %)."""
+    """One training epoch, auditing its middle batch into `audits`; (global step after it, train loss, train acc %)."""
     model.train()
     batch, steps = config.batch_size, x.shape[0] // config.batch_size
     order = epoch_order(x.shape[0]).to(x.device)
@@ -119,7 +116,7 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
 
 
 def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Tensor, ...]) -> dict[str, object]:
-    """Train and account one run (§7), printing every line; return the FINAL_METRICS fields.
+    """Train and account one run, printing every line; return the FINAL_METRICS fields.
 
     Seeding here rather than before loading the data draws the same numbers: loading draws none.
     """
@@ -171,27 +168,18 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
     return metrics
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m optrepro.tasks.dpsgd", description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="mnist")
-    parser.add_argument("--strategy", required=True, help="strategy file defining class DPMechanism")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--protocol", choices=list(PROTOCOLS), default="mlsbench")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a DPSGDConfig field (repeatable), e.g. epochs=1, accountant=prv")
-    return parser.parse_args(argv)
+def run(strategy, config: DPSGDConfig, seed: int, device: torch.device) -> dict[str, object]:
+    """Load the dataset from DATA_ROOT onto the device, then `run_benchmark`."""
+    return run_benchmark(strategy, config, seed, load_data(config, os.environ.get("DATA_ROOT", "/data"), device))
+
+
+def strategy_namespace() -> dict[str, object]:
+    """The original module's names (core.NAMES); the original offers no entry point to its editable block."""
+    return dict(NAMES)
+
+
+DRIVER = cli.Driver("dpsgd", STRATEGY_NAMES, strategy_namespace, run)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        config = resolve_config(args.benchmark, args.protocol, parse_overrides(args.overrides))
-        device = resolve_device(args.device)
-        strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_NAMES)
-        data = load_data(config, os.environ.get("DATA_ROOT", "/data"), device)
-        run_benchmark(strategy, config, args.seed, data)
-    except (StrategyError, DataError, RuntimeError, ValueError) as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        return 2
-    return 0
+    return cli.main(DRIVER, argv)

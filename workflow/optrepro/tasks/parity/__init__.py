@@ -1,6 +1,6 @@
-"""Sparse parity with a 2-layer MLP (shared/tasks/parity.md); the driver is `python -m optrepro.tasks.parity`."""
+"""Sparse parity with a 2-layer MLP (docs/tasks/parity.md); the driver is `python -m optrepro.tasks.parity`."""
 
-from .config import BENCHMARKS, PROTOCOLS, job_resources  # noqa: F401 - the task's interface (optrepro.tasks)
+from .config import BENCHMARKS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config  # noqa: F401
 
 DATASETS: dict[str, str] = {}  # parity generates its data
 METRICS = {"test_accuracy": "higher", "test_accuracy_std": "lower", "mean_steps": "lower"}

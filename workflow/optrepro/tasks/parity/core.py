@@ -1,10 +1,10 @@
-"""The names of the original sparse-parity module (parity.md §2-§8).
+"""The names of the original sparse-parity module (docs/tasks/parity.md).
 
-Strategy files run in a namespace built from this module, so every name the
-original offered them exists here with its original behaviour: the config
+Strategy files run among these names (`NAMES`, an explicit list; the driver
+adds its entry points), each with its original behaviour: the config
 dataclasses, the model, seeding, secrets, labels, test sets, validation and
-`train_one_run`, the plain one-run-at-a-time loop of the original driver. The
-fast path (`batched.py`) trains many runs at once and is checked against
+`train_one_run`, the plain one-run-at-a-time loop of the original driver.
+The fast path (`batched.py`) trains many runs at once and is checked against
 `train_one_run`.
 """
 
@@ -21,9 +21,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..device import resolve_device
-from .config import (DEFAULT_TASK, OptimizerConfig, RunResult, TaskConfig,  # noqa: F401 - the original's names
-                     maybe_apply_smoke_mode)
+from ..cli import resolve_device
+from .config import DEFAULT_TASK, OptimizerConfig, RunResult, TaskConfig, maybe_apply_smoke_mode
 
 
 def build_model(config: TaskConfig) -> nn.Sequential:
@@ -68,7 +67,7 @@ def make_test_set(config: TaskConfig, secret: tuple[int, ...], seed: int) -> tup
 
 
 def normalize_dataset(dataset, config: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The original's checks of a `make_dataset` result, in its order (parity.md §8.2)."""
+    """The original's checks of a `make_dataset` result, in its order."""
     if isinstance(dataset, dict):
         if "x" not in dataset or "y" not in dataset:
             raise ValueError("Dataset dict must contain 'x' and 'y'.")
@@ -99,7 +98,7 @@ def normalize_dataset(dataset, config: TaskConfig) -> tuple[torch.Tensor, torch.
 
 
 def normalize_optimizer_config(raw) -> OptimizerConfig:
-    """The original's checks of `get_optimizer_config` (parity.md §8.3); NaN fails every check."""
+    """The original's checks of `get_optimizer_config`; NaN fails every check."""
     missing = sorted(key for key in ("lr", "wd", "beta1", "beta2") if key not in raw)
     if missing:
         raise ValueError(f"Optimizer config is missing keys: {missing}")
@@ -145,7 +144,7 @@ def maybe_log_final_window(log: Callable[[int, float, float], None], step: int, 
 def train_one_run(model: nn.Sequential, optimizer_config: OptimizerConfig, x: torch.Tensor, y: torch.Tensor,
                   test_x: torch.Tensor, test_y: torch.Tensor, config: TaskConfig, order_seed: int,
                   device: torch.device, log: Callable[[int, float, float], None]) -> tuple[int, float]:
-    """One run exactly as the original loop did it (parity.md §7); returns (steps, test_accuracy).
+    """One run exactly as the original loop did it; returns (steps, test_accuracy).
 
     `log(step, avg_loss, avg_acc)` receives every TRAIN_METRICS window.
     """
@@ -187,19 +186,16 @@ def train_one_run(model: nn.Sequential, optimizer_config: OptimizerConfig, x: to
     return step, evaluate_accuracy(model, test_x, test_y, device)
 
 
-def strategy_namespace() -> dict[str, object]:
-    """What the original module offered the editable region (parity.md §2)."""
-    from . import driver
-
-    return {
-        "argparse": argparse, "json": json, "math": math, "random": random, "Path": Path,
-        "asdict": asdict, "dataclass": dataclass, "replace": replace, "torch": torch, "nn": nn,
-        "TaskConfig": TaskConfig, "OptimizerConfig": OptimizerConfig, "RunResult": RunResult,
-        "DEFAULT_TASK": DEFAULT_TASK, "build_model": build_model, "set_global_seed": set_global_seed,
-        "sample_hidden_secrets": sample_hidden_secrets, "parity_labels": parity_labels,
-        "make_test_set": make_test_set, "normalize_dataset": normalize_dataset,
-        "normalize_optimizer_config": normalize_optimizer_config, "evaluate_accuracy": evaluate_accuracy,
-        "maybe_log_final_window": maybe_log_final_window, "train_one_run": train_one_run,
-        "resolve_device": resolve_device, "maybe_apply_smoke_mode": maybe_apply_smoke_mode,
-        "run_benchmark": driver.run_benchmark, "parse_args": driver.parse_args, "main": driver.main,
-    }
+# What the original module offered its editable region, except the entry points the driver adds
+# (`run_benchmark`, `parse_args`, `main`).
+NAMES = {
+    "argparse": argparse, "json": json, "math": math, "random": random, "Path": Path,
+    "asdict": asdict, "dataclass": dataclass, "replace": replace, "torch": torch, "nn": nn,
+    "TaskConfig": TaskConfig, "OptimizerConfig": OptimizerConfig, "RunResult": RunResult,
+    "DEFAULT_TASK": DEFAULT_TASK, "build_model": build_model, "set_global_seed": set_global_seed,
+    "sample_hidden_secrets": sample_hidden_secrets, "parity_labels": parity_labels,
+    "make_test_set": make_test_set, "normalize_dataset": normalize_dataset,
+    "normalize_optimizer_config": normalize_optimizer_config, "evaluate_accuracy": evaluate_accuracy,
+    "maybe_log_final_window": maybe_log_final_window, "train_one_run": train_one_run,
+    "resolve_device": resolve_device, "maybe_apply_smoke_mode": maybe_apply_smoke_mode,
+}

@@ -1,28 +1,32 @@
 """The sparse-parity driver: `python -m optrepro.tasks.parity --benchmark n32-k8 --strategy FILE --seed 42`.
 
-It prints exactly the original benchmark's METRICS lines (parity.md §9), in
-the original's order, but prepares every run the way the original does
-(same seeds, same RNG consumption) and then trains them all at once
-(`batched.py`). Bad input ends the process with one `ERROR:` line on stderr
-and exit status 2.
+It prints exactly the original benchmark's METRICS lines, in the original's
+order, but prepares every run the way the original does (same seeds, same RNG
+consumption) and then trains them all at once (`batched.py`). The command
+line and its errors are the shared skeleton's (`optrepro.tasks.cli`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
 from ...metrics import emit
-from ...strategy import StrategyError, call_strategy, load_strategy
+from ...strategy import StrategyError, call_strategy
+from .. import cli
 from .batched import PreparedRun, pack_bits, train_batched
-from .config import BENCHMARKS, PROTOCOLS, ConfigError, RunResult, TaskConfig, parse_overrides, resolve_config
-from .core import (build_model, make_test_set, normalize_dataset, normalize_optimizer_config, resolve_device,
-                   sample_hidden_secrets, set_global_seed, strategy_namespace)
+from .config import RunResult, TaskConfig, resolve_config
+from .core import (
+    NAMES,
+    build_model,
+    make_test_set,
+    normalize_dataset,
+    normalize_optimizer_config,
+    sample_hidden_secrets,
+    set_global_seed,
+)
 
 STRATEGY_FUNCTIONS = ("init_model", "make_dataset", "get_optimizer_config")
 
@@ -88,34 +92,26 @@ def run_benchmark(strategy, config: TaskConfig, seed: int, device: torch.device)
     return {"config": asdict(config), "metrics": metrics, "results": [asdict(r) for r in results]}
 
 
+def add_smoke_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--smoke", action="store_true", help="the original's smoke mode (small budgets)")
+
+
+def configure(args: argparse.Namespace, overrides: dict[str, object]) -> TaskConfig:
+    return resolve_config(args.benchmark, args.protocol, overrides, smoke=args.smoke)
+
+
+def strategy_namespace() -> dict[str, object]:
+    """The original module's names (core.NAMES) and its entry points."""
+    return {**NAMES, "run_benchmark": run_benchmark, "parse_args": parse_args, "main": main}
+
+
+DRIVER = cli.Driver("parity", STRATEGY_FUNCTIONS, strategy_namespace, run_benchmark,
+                    add_arguments=add_smoke_argument, configure=configure)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m optrepro.tasks.parity", description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", choices=sorted(BENCHMARKS), default="n32-k8")
-    parser.add_argument("--strategy", required=True, help="strategy file (init_model, make_dataset, "
-                                                          "get_optimizer_config)")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="mlsbench")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--smoke", action="store_true", help="the original's smoke mode (parity.md §3.4)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="scale override of a TaskConfig field (repeatable)")
-    parser.add_argument("--output-dir", type=Path, help="also write the original's JSON summary here")
-    parser.add_argument("--label", default="eval", help="JSON summary file name prefix")
-    return parser.parse_args(argv)
+    return cli.parse_args(DRIVER, argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        config = resolve_config(args.benchmark, args.protocol, args.smoke, parse_overrides(args.overrides))
-        device = resolve_device(args.device)
-        strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_FUNCTIONS)
-        summary = run_benchmark(strategy, config, args.seed, device)
-    except (StrategyError, ConfigError, RuntimeError, ValueError) as exc:
-        print(f"ERROR: {exc}", file=sys.stderr, flush=True)
-        return 2
-    if args.output_dir:
-        args.output_dir.mkdir(parents=True, exist_ok=True)
-        path = args.output_dir / f"{args.label}_seed{args.seed}.json"
-        path.write_text(json.dumps(summary, indent=2))
-    return 0
+    return cli.main(DRIVER, argv)

@@ -1,4 +1,4 @@
-"""Data on the device and the fast per-step pieces of the driver (dpsgd.md §5, §7.2, §7.5).
+"""Data on the device and the fast per-step pieces of the driver.
 
 * `load_split`: torchvision's own loader (no download) for the folders
   `optrepro.data` lays out, normalised as the original's transforms do, as
@@ -24,7 +24,7 @@ from torch.func import functional_call, grad, vmap
 from ...data import DataError
 
 TEST_BATCH_SIZE = 1024
-# Per-channel normalisation after scaling pixels to [0, 1] (§5.1).
+# Per-channel normalisation after scaling pixels to [0, 1].
 NORMALIZATION = {"mnist": ((0.1307,), (0.3081,)), "fmnist": ((0.2860,), (0.3530,)),
                  "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))}
 

@@ -1,0 +1,104 @@
+"""The one driver skeleton: `python -m optrepro.tasks.<task>` for every task.
+
+Why one: the three drivers take the same arguments, check scale overrides
+and resolve the device the same way, and must end every anticipated failure
+the same way, with the single line `ERROR: <strategy file>: <what>` on stderr
+and exit status 2, which the runner records as the run's error. A task
+supplies only what differs (`Driver`): the functions a strategy file must
+define, the names it runs among, and how to run one benchmark.
+
+Order at start: overrides are parsed and the configuration resolved and
+validated, the device resolved, the strategy file loaded, then the benchmark
+runs; the first failure ends the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+
+from ..data import DataError
+from ..strategy import StrategyError, load_strategy
+from . import task_info
+from .scale import ConfigError
+
+# Failures that are the run's result, not a bug of the driver: one line each, exit status 2.
+ANTICIPATED = (StrategyError, ConfigError, DataError, RuntimeError, ValueError, ArithmeticError)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` = CUDA if available else CPU; `cuda` without CUDA is an error rather than a silent CPU run."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was requested but CUDA is not available.")
+    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+
+
+@dataclass(frozen=True)
+class Driver:
+    """What one task's driver gives the skeleton.
+
+    `run(strategy, config, seed, device)` prints the benchmark's lines and returns what `--output-dir` saves
+    (as `summary_file`, formatted with the label and seed). `add_arguments` adds task-only options and
+    `configure(args, overrides)` resolves the configuration from them (default: the task's `resolve_config`).
+    """
+
+    task: str
+    strategy_functions: tuple[str, ...]
+    namespace: Callable[[], Mapping[str, object]]
+    run: Callable[..., object]
+    summary_file: str = "{label}_seed{seed}.json"
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    configure: Callable[[argparse.Namespace, dict], object] | None = None
+
+
+def parser(driver: Driver) -> argparse.ArgumentParser:
+    info = task_info(driver.task)
+    result = argparse.ArgumentParser(prog=f"python -m optrepro.tasks.{driver.task}",
+                                     description=(info.__doc__ or "").splitlines()[0])
+    result.add_argument("--benchmark", choices=list(info.BENCHMARKS), default=next(iter(info.BENCHMARKS)))
+    result.add_argument("--strategy", required=True,
+                        help=f"strategy file (defining {', '.join(driver.strategy_functions)})")
+    result.add_argument("--seed", type=int, default=42)
+    result.add_argument("--protocol", choices=list(info.PROTOCOLS), default=next(iter(info.PROTOCOLS)))
+    result.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    result.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="scale override (repeatable): " + ", ".join(info.OVERRIDE_FIELDS))
+    result.add_argument("--output-dir", type=Path, help="also write the original's JSON summary here")
+    result.add_argument("--label", default="eval", help="JSON summary file name prefix")
+    if driver.add_arguments:
+        driver.add_arguments(result)
+    return result
+
+
+def parse_args(driver: Driver, argv: list[str] | None = None) -> argparse.Namespace:
+    return parser(driver).parse_args(argv)
+
+
+def main(driver: Driver, argv: list[str] | None = None) -> int:
+    """Run one benchmark as the command line says; every anticipated failure is one `ERROR:` line, status 2."""
+    args = parse_args(driver, argv)
+    info = task_info(driver.task)
+    try:
+        overrides = info.parse_overrides(args.overrides)
+        if driver.configure:
+            config = driver.configure(args, overrides)
+        else:
+            config = info.resolve_config(args.benchmark, args.protocol, overrides)
+        device = resolve_device(args.device)
+        strategy = load_strategy(args.strategy, driver.namespace(), driver.strategy_functions)
+        summary = driver.run(strategy, config, args.seed, device)
+    except ANTICIPATED as exc:
+        message = exc.message if isinstance(exc, StrategyError) else str(exc)
+        print(f"ERROR: {args.strategy}: {message}", file=sys.stderr, flush=True)
+        return 2
+    if args.output_dir:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        path = args.output_dir / driver.summary_file.format(label=args.label, seed=args.seed)
+        path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return 0
