@@ -159,3 +159,13 @@ def test_cli_writes_both_tables(tmp_path):
     assert len(runs) == len(dirs) and math.isclose(runs.loc[runs.task == "dpsgd", "epsilon"].iloc[0], 3.0)
     assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "runs.csv"]
     assert len(pd.read_csv(out / "curves.csv")) > 0
+
+
+def test_cli_takes_its_run_list_from_a_file(tmp_path):
+    dirs = write_results(tmp_path, seeds=(1,))
+    listing = tmp_path / "run_dirs.txt"
+    listing.write_text("".join(f"{d}\n" for d in dirs[1:]))
+    out = tmp_path / "tables"
+    args = ["--runs", str(out / "runs.csv"), "--curves", str(out / "curves.csv"), "--run-list", str(listing)]
+    assert main([*args, str(dirs[0])]) == 0
+    assert len(read_table(out / "runs.csv")) == len(dirs)

@@ -53,3 +53,16 @@ def test_schema_rejects_a_typo(tmp_path):
     config["sedes"] = [1]
     with pytest.raises(Exception, match="sedes"):
         validate(config, str(REPO / "config" / "schema.yaml"))
+
+
+def test_run_folders_follow_the_one_pattern():
+    run = plan.PlannedRun("parity", "mlsbench", "n32-k8", "default", 42)
+    assert run.run_dir == "results/runs/parity/mlsbench/n32-k8/default/seed42"
+    assert plan.RUN_DIR.format(task="parity", protocol="mlsbench", benchmark="n32-k8", strategy="default",
+                               seed=42) == run.run_dir
+
+
+def test_a_training_job_asks_for_a_gpu_only_where_it_uses_cuda():
+    assert plan.gpus_per_job({"device": "cpu"}) == 0
+    assert plan.gpus_per_job({"device": "cuda"}) == 1
+    assert plan.gpus_per_job({"device": "auto"}) == plan.gpus_per_job({}) == int(plan.cuda_visible())

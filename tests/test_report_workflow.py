@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from test_collect import parity_log, toy_log, write_run
+
+pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1"]
-REPORT_RULES = ["resolved_config", "collect", "summarize", "figures", "report", "all"]
+REPORT_RULES = ["write_config", "list_runs", "collect", "summarize", "draw_figures", "render_report", "all"]
 STRATEGIES = {"parity": ["default", "multi_epoch"], "bilevel": ["v_pbgd", "g_pbgd"]}
 REFERENCE = ("task,benchmark,strategy,protocol,seed,metric,value,source\n"
              "parity,n32-k8,default,mlsbench,mean,test_accuracy,0.8,original leaderboard\n")

@@ -1,4 +1,4 @@
-"""The workflow on a real one-node SLURM cluster (tests/slurm/cluster.sh) through workflow/profiles/slurm-cpu.
+"""The workflow on a real one-node SLURM cluster (tests/slurm/cluster.sh) through workflow/profiles/slurm, on CPU.
 
 Every Snakemake call runs under `timeout -s KILL` so that a polling problem fails
 the test instead of hanging CI.
@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
-SLURM_ARGS = ["--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm-cpu"),
+SLURM_ARGS = ["--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"), "--config", "device=cpu",
               "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--jobs", "4"]
 BROKEN = '''
 def init_model(model, config):
@@ -33,8 +33,9 @@ def get_optimizer_config(config):
     return {"lr": 1e-3, "wd": 0.0, "beta1": 0.9, "beta2": 0.999}
 '''
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and not shutil.which("sbatch"),
-                                reason="needs root to start a SLURM cluster, or a running one")
+pytestmark = [pytest.mark.slurm,
+              pytest.mark.skipif(os.geteuid() != 0 and not shutil.which("sbatch"),
+                                 reason="needs root to start a SLURM cluster, or a running one")]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.workflow
+
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "2"]
 BROKEN = '''
@@ -106,7 +108,7 @@ def test_editing_a_strategy_reruns_only_its_jobs(workdir):
     jobs = planned_jobs(snakemake(workdir, "-n"))
     trains = [strategy for rule, strategy in jobs if rule == "train"]
     assert sorted(trains) == ["multi_epoch"] * 4
-    assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "figures", "report", "all"}
+    assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "draw_figures", "render_report", "all"}
 
 
 def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_path):

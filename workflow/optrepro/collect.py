@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .files import write_csv_atomic
 from .metrics import parse_log
-from .provenance import write_text_atomic
 
 IDENTITY = ["task", "protocol", "benchmark", "strategy", "seed", "scale"]
 INDEX_FIELDS = ["secret", "order", "run", "epoch", "step"]
@@ -89,10 +89,6 @@ def collect(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs_table.sort_values(IDENTITY, kind="stable"), curves_table
 
 
-def write_csv_atomic(table: pd.DataFrame, path: Path) -> None:
-    write_text_atomic(path, table.to_csv(index=False))
-
-
 def write_tables(run_dirs: list[Path], runs_csv: Path, curves_csv: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs, curves = collect(run_dirs)
     write_csv_atomic(runs, runs_csv)
@@ -106,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optrepro.collect", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, required=True, help="output runs.csv")
     parser.add_argument("--curves", type=Path, required=True, help="output curves.csv")
+    parser.add_argument("--run-list", type=Path, help="file naming one run folder a line (added to RUN_DIRS)")
     parser.add_argument("run_dirs", type=Path, nargs="*", help="folders holding record.json and run.log")
     args = parser.parse_args(argv)
-    write_tables(args.run_dirs, args.runs, args.curves)
+    listed = [Path(line) for line in args.run_list.read_text().splitlines() if line.strip()] if args.run_list else []
+    write_tables([*listed, *args.run_dirs], args.runs, args.curves)
     return 0
 
 

@@ -8,10 +8,13 @@ every task x protocol x benchmark x strategy x seed job.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .tasks import TASKS, task_info
+
+# Where one run's files live: the train rule's output pattern and every planned run's folder.
+RUN_DIR = "results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}"
 
 
 class ConfigError(ValueError):
@@ -28,7 +31,7 @@ class PlannedRun:
 
     @property
     def run_dir(self) -> str:
-        return f"results/runs/{self.task}/{self.protocol}/{self.benchmark}/{self.strategy}/seed{self.seed}"
+        return RUN_DIR.format(**asdict(self))
 
 
 def strategy_root(config: dict, basedir: str | Path) -> Path:
@@ -144,6 +147,12 @@ def cuda_visible() -> bool:
     import shutil
 
     return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""
+
+
+def gpus_per_job(config: dict) -> int:
+    """1 where a training job will use CUDA (`device: cuda`, or `auto` on a host with a GPU), else 0."""
+    device = config.get("device", "auto")
+    return int(device == "cuda" or (device == "auto" and cuda_visible()))
 
 
 def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:

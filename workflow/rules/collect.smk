@@ -1,9 +1,24 @@
 # Tables: every run of the configuration in tidy form, then statistics over seeds.
 
 
+# List the folders of every planned run, one a line: collect's input (a command line would grow with the plan).
+rule list_runs:
+    output:
+        "results/tables/run_dirs.txt",
+    log:
+        "logs/list_runs.log",
+    params:
+        text="".join(f"{run.run_dir}\n" for run in RUNS),
+    run:
+        from optrepro.files import write_text_atomic
+
+        write_text_atomic(output[0], params.text)
+
+
 # Gather record.json and run.log of every planned run into runs.csv and curves.csv (step, epoch and run lines).
 rule collect:
     input:
+        run_list="results/tables/run_dirs.txt",
         records=get_run_files("record.json"),
         logs=get_run_files("run.log"),
     output:
@@ -11,13 +26,11 @@ rule collect:
         curves="results/tables/curves.csv",
     log:
         "logs/collect.log",
-    params:
-        run_dirs=[run.run_dir for run in RUNS],
     conda:
         "../../environment.yml"
     shell:
         "python -m optrepro.collect --runs {output.runs} --curves {output.curves}"
-        " {params.run_dirs} 2> {log}"
+        " --run-list {input.run_list} 2> {log}"
 
 
 # Mean, std and 95% CI over seeds, the difference to each task's reference strategy and Welch's p.
@@ -28,10 +41,9 @@ rule summarize:
         summary=report("results/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
     log:
         "logs/summarize.log",
-    params:
-        references=get_references(),
     conda:
         "../../environment.yml"
+    params:
+        references=get_references(),
     shell:
-        "python -m optrepro.report.summarize --runs {input.runs} --out {output.summary}"
-        " {params.references} 2> {log}"
+        "python -m optrepro.report.summarize --runs {input.runs} --out {output.summary}" " {params.references} 2> {log}"

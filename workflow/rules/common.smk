@@ -59,8 +59,16 @@ def get_dataset_args(wildcards):
 
 def get_run_config(wildcards):
     """The part of the configuration one run depends on; a change reruns that run."""
-    return shlex.quote(json.dumps({"scale": config.get("scale", "full"), "device": config.get("device", "auto"),
-                                   "task": config["tasks"][wildcards.task]}, sort_keys=True))
+    return shlex.quote(
+        json.dumps(
+            {
+                "scale": config.get("scale", "full"),
+                "device": config.get("device", "auto"),
+                "task": config["tasks"][wildcards.task],
+            },
+            sort_keys=True,
+        )
+    )
 
 
 def get_run_files(name):
@@ -68,8 +76,11 @@ def get_run_files(name):
 
 
 def get_references():
-    return " ".join(f"--reference {task}={settings['reference']}"
-                    for task, settings in config["tasks"].items() if settings.get("reference"))
+    return " ".join(
+        f"--reference {task}={settings['reference']}"
+        for task, settings in config["tasks"].items()
+        if settings.get("reference")
+    )
 
 
 def get_train_mem_mb(wildcards):
@@ -81,5 +92,6 @@ def get_train_runtime(wildcards):
 
 
 def get_train_resources_gpu(wildcards):
-    """Train jobs hold one `gpu` where CUDA will be used, so --resources gpu=N caps them at N GPUs."""
-    return 1 if config.get("device", "auto") != "cpu" and plan.cuda_visible() else 0
+    """Train jobs hold one `gpu` where CUDA will be used, so --resources gpu=N caps them at N GPUs
+    (and a cluster job asks for one)."""
+    return plan.gpus_per_job(config)

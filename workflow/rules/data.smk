@@ -9,11 +9,11 @@ rule fetch_data:
         status=f"{DATA_ROOT}/{{dataset}}.status.json",
     log:
         "logs/fetch_data/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
         root=subpath(output.status, parent=True),
         options=lambda wildcards: " ".join(shlex.quote(a) for a in plan.fetch_arguments(config, wildcards.dataset)),
-    conda:
-        "../../environment.yml"
     shell:
         "python -m optrepro.data fetch --dataset {wildcards.dataset} --root {params.root} {params.options}"
         " --status {output.status} > {log} 2>&1"

@@ -13,21 +13,21 @@ REFERENCE_OPTION = " ".join(f"--reference {shlex.quote(path)}" for path in REFER
 
 
 # Write the resolved configuration that the report shows.
-rule resolved_config:
+rule write_config:
     output:
         "reports/config.json",
     log:
-        "logs/resolved_config.log",
+        "logs/write_config.log",
     params:
         text=json.dumps(config, indent=2),
     run:
-        from optrepro.provenance import write_text_atomic
+        from optrepro.files import write_text_atomic
 
         write_text_atomic(output[0], params.text)
 
 
 # Draw training curves, point estimates, performance profiles and the task-specific figures.
-rule figures:
+rule draw_figures:
     input:
         runs="results/tables/runs.csv",
         curves="results/tables/curves.csv",
@@ -43,18 +43,18 @@ rule figures:
         ),
     log:
         "logs/figures.log",
+    conda:
+        "../../environment.yml"
     params:
         reference=REFERENCE_OPTION,
         captions={kind: info.caption for kind, info in KINDS.items()},
-    conda:
-        "../../environment.yml"
     shell:
         "python -m optrepro.report.figures --runs {input.runs} --curves {input.curves}"
         " --summary {input.summary} {params.reference} --out {output} 2> {log}"
 
 
 # Render the report (HTML, Markdown, LaTeX tables, provenance.json) from the tables and figures.
-rule report:
+rule render_report:
     input:
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
@@ -68,10 +68,10 @@ rule report:
         provenance="reports/provenance.json",
     log:
         "logs/report.log",
-    params:
-        reference=REFERENCE_OPTION,
     conda:
         "../../environment.yml"
+    params:
+        reference=REFERENCE_OPTION,
     shell:
         "python -m optrepro.report.render --runs {input.runs} --summary {input.summary}"
         " --figures {input.figures} --config {input.config} {params.reference} --html {output.html}"

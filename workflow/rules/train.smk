@@ -8,10 +8,17 @@ rule train:
         driver=get_driver_sources,
         data=get_dataset_status,
     output:
-        log="results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}/run.log",
-        record="results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}/record.json",
+        log=f"{plan.RUN_DIR}/run.log",
+        record=f"{plan.RUN_DIR}/record.json",
     log:
         "logs/train/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}.log",
+    conda:
+        "../../environment.yml"
+    threads: config.get("train_threads", 1)
+    resources:
+        gpu=get_train_resources_gpu,
+        mem_mb=get_train_mem_mb,
+        runtime=get_train_runtime,
     params:
         run_dir=subpath(output.record, parent=True),
         overrides=lambda wildcards: " ".join(f"--set {o}" for o in plan.overrides(config, wildcards.task)),
@@ -20,13 +27,6 @@ rule train:
         data_root=DATA_ROOT,
         datasets=get_dataset_args,
         device=config.get("device", "auto"),
-    threads: config.get("train_threads", 1)
-    resources:
-        gpu=get_train_resources_gpu,
-        mem_mb=get_train_mem_mb,
-        runtime=get_train_runtime,
-    conda:
-        "../../environment.yml"
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m optrepro.runner"
         " --task {wildcards.task} --protocol {wildcards.protocol} --benchmark {wildcards.benchmark}"
