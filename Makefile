@@ -24,7 +24,9 @@ report: $(VENV)/.installed  ## rebuild every report output from existing results
 test: $(VENV)/.installed  ## the test suite
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed  ## Snakemake's linter on the workflow
+lint: $(VENV)/.installed  ## ruff, snakefmt and Snakemake's own linter (what CI runs before the tests)
+	$(BIN)/ruff check .
+	$(BIN)/snakefmt --check workflow
 	$(SNAKEMAKE) --lint --configfile config/quick.yaml
 
 bench: $(VENV)/.installed  ## speed benchmarks on this machine's best device

@@ -5,6 +5,14 @@ import os
 import pytest
 
 OFFLINE = os.environ.get("OPTREPRO_OFFLINE") == "1"
+NETWORK_FIXTURES = {"data_root", "mnist_root"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that fetches real MNIST `network`, so `-m "not network"` selects the offline ones."""
+    for item in items:
+        if NETWORK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)
 
 
 @pytest.fixture(scope="session")
