@@ -219,7 +219,10 @@ BENCHMARKS = {"toy-convergence": {"mode": "toy"},
               "hyperclean-mlp": {"mode": "hyperclean", "net": "mlp"}}
 
 
-PROTOCOLS = {"mlsbench": {"exact_gradient": False}, "corrected": {"exact_gradient": True}}
+# `original_loop`: the toy runs the original's own Python-float loop, so `mlsbench` prints the original's numbers
+# bit for bit; `corrected` runs all starts at once (equal to a plain loop with torch's elementary functions).
+PROTOCOLS = {"mlsbench": {"exact_gradient": False, "original_loop": True},
+             "corrected": {"exact_gradient": True, "original_loop": False}}
 
 
 # The datasets a benchmark reads (names of optrepro.data); the workflow fetches and hashes them.
@@ -282,6 +285,10 @@ class BenchmarkConfig:
     @property
     def exact_gradient(self) -> bool:
         return PROTOCOLS[self.protocol]["exact_gradient"]
+
+    @property
+    def original_loop(self) -> bool:
+        return PROTOCOLS[self.protocol]["original_loop"]
 
 
 def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] | None = None) -> BenchmarkConfig:

@@ -4,8 +4,9 @@ One process runs one benchmark command and prints the original's lines. The
 strategy file is the original's editable region: it defines
 `get_toy_strategy()` and `get_hyperclean_strategy(net)`, executed among the
 original module's names. Each strategy function is called once, then the
-object's `validate()`, before any seeding. The toy runs all starts at once
-(`vectorised.py`); hyper-cleaning runs one of `methods.py`. The command line
+object's `validate()`, before any seeding. The toy runs the original's own
+loop under `mlsbench` (its numbers bit for bit) and all starts at once
+under `corrected` (`vectorised.py`); hyper-cleaning runs one of `methods.py`. The command line
 and its errors are the shared skeleton's (`optrepro.tasks.cli`).
 """
 
@@ -95,7 +96,8 @@ def run_toy(strategy: ToyStrategy, config: ToyProblemConfig = DEFAULT_TOY, seed:
     """Run the toy benchmark and print its lines as the original does; return the final metrics.
 
     By default all starts at once on `device` (`run_toy_vectorised`); `vectorised=False` runs the original's
-    own Python-float loop, which differs only at ill-conditioned starts (see vectorised.py).
+    own Python-float loop (what `mlsbench` runs: the original's numbers bit for bit), from which the vectorised
+    computation differs only at ill-conditioned starts (see vectorised.py).
 
     `runtime_sec` covers computing and printing the per-run lines, as in the original. Raises
     `ToyDivergedError` (after printing the lines of the runs before it) where the original crashes.
@@ -169,7 +171,8 @@ def run_benchmark(strategy, config: BenchmarkConfig, seed: int, device: torch.de
     """Print the benchmark's lines; return its FINAL_METRICS."""
     if config.mode == "toy":
         toy_strategy = strategy_object(strategy, "get_toy_strategy")
-        return run_toy(toy_strategy, config.problem, seed, config.exact_gradient, device)
+        return run_toy(toy_strategy, config.problem, seed, config.exact_gradient, device,
+                       vectorised=not config.original_loop)
     hc_strategy = capped_strategy(strategy_object(strategy, "get_hyperclean_strategy", config.net), config.caps)
     return run_hyperclean(hc_strategy, config.net, seed, config.problem, device, config.protocol)
 
