@@ -17,7 +17,13 @@ axis and one step of all runs is a handful of batched kernels:
   parameters are frozen by a zero learning rate. The host synchronises only
   at log events to see whether every run has stopped.
 
-The result equals `core.train_one_run` for each run (tests/test_parity_batched.py).
+How equal to `core.train_one_run` (tests/test_parity_batched.py): the data
+order, the initial weights and, given the same gradients, every AdamW update
+are identical; the batched matrix products sum in another order than the
+loop's, so losses and gradients differ in the last bits of float32, which
+Adam and training amplify in runs that have not learned. A run is therefore
+equal to its one-by-one twin only in distribution (per-run test accuracy),
+though runs that learn end with the same step count and accuracy.
 """
 
 from __future__ import annotations
@@ -108,6 +114,7 @@ class StackedMLP:
         self.flat = self.flat.to(dtype)
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
+        self.optimizers = [r.optimizer for r in runs]
         hyper = torch.tensor([[r.optimizer.lr, r.optimizer.wd, r.optimizer.beta1, r.optimizer.beta2] for r in runs],
                              dtype=torch.float64, device=self.flat.device)
         self.lr, self.wd, self.beta1, self.beta2 = (hyper[:, k:k + 1] for k in range(4))
@@ -139,17 +146,32 @@ class StackedMLP:
         d_b1 = d_pre.sum(1)
         return torch.cat([d_w1.flatten(1), d_b1, d_w2.flatten(1), d_b2], dim=1)
 
-    def adamw_step(self, grad: torch.Tensor, step: torch.Tensor, active: torch.Tensor) -> None:
-        """torch.optim.AdamW (single-tensor path) for every run; inactive runs get lr 0 and stay unchanged."""
+    def bias_corrections(self, first_step: int, steps: int) -> torch.Tensor:
+        """[steps, 2, R] float64: AdamW's step size lr / (1 − β1^t) and √(1 − β2^t) for steps first_step, …,
+        computed in Python floats exactly as torch.optim.AdamW computes them (on the host, a chunk at a time)."""
+        return torch.tensor([[[o.lr / (1 - o.beta1 ** t) for o in self.optimizers],
+                              [(1 - o.beta2 ** t) ** 0.5 for o in self.optimizers]]
+                             for t in range(first_step, first_step + steps)], dtype=torch.float64)
+
+    def adamw_step(self, grad: torch.Tensor, corrections: torch.Tensor, active: torch.Tensor) -> None:
+        """torch.optim.AdamW's single-tensor update for every run, in its operation order: its Python-float
+        quantities in float64 (`corrections`: one step of `bias_corrections`), rounded to the parameters' dtype
+        where PyTorch passes them to a kernel, and its `addcmul_`/`addcdiv_` kernels fed so that they evaluate
+        exactly what PyTorch's do with a scalar value (the CPU's addcdiv is self + (s·a)/b, CUDA's self + s·(a/b)).
+        Given the same gradients the parameters equal PyTorch's bit for bit on the CPU
+        (tests/test_parity_batched.py). Inactive runs get lr 0 and stay unchanged."""
         dtype = self.flat.dtype
-        lr = self.lr * active.unsqueeze(1)
-        self.flat.mul_((1 - lr * self.wd).to(dtype))
+        active = active.unsqueeze(1)
+        self.flat.mul_((1 - self.lr * active * self.wd).to(dtype))
         self.exp_avg.lerp_(grad, self.one_minus_beta1)
-        self.exp_avg_sq.mul_(self.beta2_cast).add_(self.one_minus_beta2 * grad * grad)
-        step_size = (lr / (1 - self.beta1 ** step)).to(dtype)
-        bias_correction2_sqrt = ((1 - self.beta2 ** step) ** 0.5).to(dtype)
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
-        self.flat.add_(-step_size * self.exp_avg / denom)
+        self.exp_avg_sq.mul_(self.beta2_cast).addcmul_(self.one_minus_beta2 * grad, grad)
+        step_size, bias_correction2_sqrt = corrections[0].unsqueeze(1), corrections[1].unsqueeze(1)
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.to(dtype)).add_(ADAM_EPS)
+        value = (-(step_size * active)).to(dtype)
+        if self.flat.device.type == "cuda":
+            self.flat.addcmul_(value, self.exp_avg / denom)
+        else:
+            self.flat.addcdiv_(value * self.exp_avg, denom)
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
@@ -183,7 +205,7 @@ class BatchedTrainer:
         self.index = torch.zeros(STEPS_PER_CHUNK, n_runs, batch, dtype=torch.int64, device=device)
         self.counts = torch.ones(STEPS_PER_CHUNK, n_runs, dtype=torch.int64, device=device)
         self.position = torch.zeros(1, dtype=torch.int64, device=device)  # step within the chunk
-        self.step_count = torch.zeros((), dtype=torch.float64, device=device)  # for AdamW's bias corrections
+        self.corrections = torch.zeros(STEPS_PER_CHUNK, 2, n_runs, dtype=torch.float64, device=device)
         self.active = torch.ones(n_runs, dtype=dtype, device=device)  # 1 while a run trains, 0 once stopped
         self.window_loss = torch.zeros(n_runs, dtype=torch.float64, device=device)
         self.window_acc = torch.zeros_like(self.window_loss)
@@ -191,8 +213,10 @@ class BatchedTrainer:
         self.steps_taken = torch.full((n_runs,), config.max_steps, dtype=torch.int64, device=device)
         self.slots = torch.arange(batch, device=device)
 
-    def load_chunk(self, steps: int) -> None:
-        """Draw the next `steps` batches of every run still training, in each run's own order stream."""
+    def load_chunk(self, steps: int, first_step: int) -> None:
+        """Draw the next `steps` batches of every run still training, in each run's own order stream, and
+        AdamW's bias corrections of those steps."""
+        self.corrections[:steps].copy_(self.model.bias_corrections(first_step, steps))
         batch = self.config.batch_size
         drawn = [stream.take(steps) if alive else (torch.zeros(steps, batch, dtype=torch.int64),
                                                    torch.ones(steps, dtype=torch.int64))
@@ -215,8 +239,8 @@ class BatchedTrainer:
         loss = (((y - 1) * log_not_prob - y * log_prob) * mask).sum(1) / count.squeeze(1)
         correct = (((prob >= 0.5) == (y >= 0.5)).to(dtype) * mask).sum(1)
         accuracy = (correct / count.squeeze(1)).to(torch.float32)
-        self.step_count += 1
-        self.model.adamw_step(self.model.gradients(x, pre, hidden, prob, y, mask / count), self.step_count,
+        corrections = self.corrections.index_select(0, self.position).squeeze(0)
+        self.model.adamw_step(self.model.gradients(x, pre, hidden, prob, y, mask / count), corrections,
                               self.active)
         self.window_loss += loss.to(torch.float32).double() * self.active
         self.window_acc += accuracy.double() * self.active
@@ -238,7 +262,7 @@ class BatchedTrainer:
 
     def mutable_state(self) -> list[torch.Tensor]:
         model = self.model
-        return [model.flat, model.exp_avg, model.exp_avg_sq, self.position, self.step_count, self.window_loss,
+        return [model.flat, model.exp_avg, model.exp_avg_sq, self.position, self.window_loss,
                 self.window_acc]
 
     def step_function(self):
@@ -273,7 +297,7 @@ def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, to
     step = last_logged = 0
     while step < config.max_steps and bool(trainer.active.any()):
         chunk = min(STEPS_PER_CHUNK, config.max_steps - step)
-        trainer.load_chunk(chunk)
+        trainer.load_chunk(chunk, step + 1)
         step_function = step_function or trainer.step_function()
         for _ in range(chunk):
             step_function()
