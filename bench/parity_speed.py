@@ -61,7 +61,7 @@ def main() -> None:
 
     config = replace(resolve_config(args.benchmark, "mlsbench"), max_steps=args.steps,
                      max_train_examples=args.max_train_examples, min_steps_before_stop=10**9)
-    datasets, test_sets, _, runs = prepare_runs(strategy, config, 42, device)
+    datasets, test_sets, _, _, runs = prepare_runs(strategy, config, 42, device)
     run_steps = len(runs) * args.steps
     batched = timed(lambda: train_batched(runs, datasets, test_sets, config, device), device)
     sequential = timed(lambda: train_one_by_one(runs, datasets, test_sets, config, device), device)

@@ -1,4 +1,4 @@
-"""The parity strategy contract (parity.md §8) and seed derivation (§6.1), through the real driver."""
+"""The parity strategy contract and seed derivation (docs/tasks/parity.md), through the real driver."""
 
 import random
 import textwrap
@@ -6,9 +6,17 @@ import textwrap
 import pytest
 import torch
 
+from optrepro.metrics import parse_log
 from optrepro.strategy import load_strategy
-from optrepro.tasks.parity.core import sample_hidden_secrets
-from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, main, prepare_runs, resolve_config, strategy_namespace
+from optrepro.tasks.parity.config import resolve_config
+from optrepro.tasks.parity.core import parity_labels, sample_hidden_secrets
+from optrepro.tasks.parity.driver import (
+    STRATEGY_FUNCTIONS,
+    main,
+    prepare_runs,
+    strategy_namespace,
+    task_config_fields,
+)
 
 GOOD = {
     "init": "def init_model(model, config):\n    pass\n",
@@ -50,8 +58,9 @@ CASES = [
     (with_dataset("return torch.zeros(8, 5), torch.zeros(8)"), "must have 32 columns, got 5"),
     (with_dataset(X + "return x, torch.zeros(7)"), "disagree on size: 8 vs 7"),
     (with_dataset("return torch.zeros(0, 32), torch.zeros(0)"), "at least one example"),
-    (with_dataset("x = torch.zeros(301, 32)\nreturn x, torch.zeros(301)"),
-     "Training dataset size 301 exceeds limit 300"),
+    # The benchmark's own limit (a scale's lower cap truncates instead); expanded views take no memory.
+    (with_dataset("n = 12_800_001\nreturn torch.zeros(1, 32).expand(n, 32), torch.zeros(1).expand(n)"),
+     "Training dataset size 12800001 exceeds limit 12800000"),
     (with_dataset(X + "x[0, 0] = 2\nreturn x, torch.zeros(8)"), "Training inputs must stay in {0, 1}."),
     (with_dataset(X + "return x, torch.full((8, 1), 0.5)"), "Training labels must stay in {0, 1}."),
     (with_dataset("raise RuntimeError('no data today')"), "make_dataset raised RuntimeError: no data today"),
@@ -113,7 +122,7 @@ def test_seed_derivation_matches_worked_example(tmp_path):
     strategy = load_strategy(path, namespace, STRATEGY_FUNCTIONS)
     config = resolve_config("n32-k8", "mlsbench")
     config = config.__class__(**{**config.__dict__, "test_set_size": 32})
-    _, test_sets, _, runs = prepare_runs(strategy, config, 42, torch.device("cpu"))
+    _, test_sets, _, _, runs = prepare_runs(strategy, config, 42, torch.device("cpu"))
     seen = strategy.make_dataset.__globals__["SEEN"]
     expected = []
     for i in range(5):
@@ -126,3 +135,23 @@ def test_seed_derivation_matches_worked_example(tmp_path):
     assert sample_hidden_secrets(config, 42)[0] == first
     x0 = torch.randint(0, 2, (32, 32), generator=torch.Generator().manual_seed(840_000), dtype=torch.int64)
     assert torch.equal(test_sets[0][0], x0.float())
+
+
+def test_a_dataset_over_the_scales_row_cap_trains_on_its_first_rows(tmp_path, capsys):
+    source = with_dataset("g = torch.Generator().manual_seed(seed)\n"
+                          "x = torch.randint(0, 2, (301, config.n_features), generator=g).float()\n"
+                          "return x, parity_labels(x, secret)")
+    status, out, err, _ = run_driver(tmp_path, capsys, source)
+    assert status == 0, err
+    lines = {line.kind: line.fields for line in parse_log(out)}
+    assert lines["TASK_CONFIG"]["max_train_examples"] == 300  # the override is shown
+    assert lines["DATASET_METRICS"]["num_examples"] == 300 and lines["DATASET_METRICS"]["truncated_from"] == 301
+    first_rows = torch.randint(0, 2, (301, 32), generator=torch.Generator().manual_seed(42 * 10_000)).float()[:300]
+    secret = sample_hidden_secrets(resolve_config("n32-k8", "mlsbench"), 42)[0]
+    assert lines["DATASET_METRICS"]["positive_rate"] == round(float(parity_labels(first_rows, secret).mean()), 6)
+
+
+def test_task_config_of_an_unscaled_run_is_the_originals():
+    fields = task_config_fields(resolve_config("n64-k8", "mlsbench"))
+    assert list(fields) == ["N", "K", "W", "num_hidden_secrets", "num_orderings", "test_set_size", "batch_size",
+                            "max_steps"]

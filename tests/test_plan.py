@@ -1,5 +1,6 @@
 """Configuration checks and the job plan (optrepro.plan), plus the real schema."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,43 @@ def test_a_training_job_asks_for_a_gpu_only_where_it_uses_cuda():
     assert plan.gpus_per_job({"device": "cpu"}) == 0
     assert plan.gpus_per_job({"device": "cuda"}) == 1
     assert plan.gpus_per_job({"device": "auto"}) == plan.gpus_per_job({}) == int(plan.cuda_visible())
+
+
+@pytest.mark.parametrize("task, overrides, expected", [
+    ("parity", {"max_steps": -5}, "max_steps must be at least 1, got -5"),
+    ("parity", {"num_hidden_secrets": -2}, "num_hidden_secrets must be at least 1, got -2"),
+    ("parity", {"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ("parity", {"early_stop_acc": 1.5}, "early_stop_acc must lie in [0, 1], got 1.5"),
+    ("parity", {"num_hidden_secrets": 10**8}, "exceeds the number of distinct secrets C(32, 8)"),
+    ("parity", {"max_train_examples": 10**9}, "exceeds the benchmark's limit 12800000"),
+    ("parity", {"max_step": 5}, "expected FIELD=VALUE with FIELD one of"),
+    ("parity", {"max_steps": "many"}, "'many' is not a valid int"),
+    ("dpsgd", {"epochs": 0}, "epochs and batch_size must be at least 1"),
+    ("dpsgd", {"target_delta": 2.0}, "target_delta must lie in (0, 1)"),
+    ("bilevel", {"max_outer_itr": 0}, "max_outer_itr must be positive, got 0."),
+    ("bilevel", {"pollute_rate": 1.5}, "pollute_rate must lie in [0, 1)"),
+    ("bilevel", {"num_runs": 0}, "num_runs must be positive."),
+])
+def test_overrides_are_checked_at_configuration_time_and_at_driver_start(tmp_path, task, overrides, expected):
+    benchmarks = {"parity": ["n32-k8"], "dpsgd": ["mnist"], "bilevel": ["toy-convergence", "hyperclean-linear"]}
+    (tmp_path / "strategies" / task).mkdir(parents=True)
+    (tmp_path / "strategies" / task / "s.py").write_text("")
+    config = {"seeds": [1], "strategy_dir": "strategies",
+              "tasks": {task: {"benchmarks": benchmarks[task], "protocols": ["mlsbench", "corrected"],
+                               "strategies": "all", "overrides": overrides}}}
+    with pytest.raises(plan.ConfigError) as error:
+        plan.check_config(config, tmp_path)
+    lines = str(error.value).splitlines()[1:]
+    assert len(lines) == 1 and f"tasks.{task}.overrides: " in lines[0] and expected in lines[0]
+    from optrepro.tasks import task_info  # the driver runs the same check before anything else
+    info = task_info(task)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        info.resolve_config(benchmarks[task][-1] if task == "bilevel" and "pollute" in str(overrides)
+                            else benchmarks[task][0], "mlsbench", info.parse_overrides(plan.overrides(config, task)))
+
+
+def test_the_shipped_configurations_pass_the_override_checks():
+    for name in ("config.yaml", "quick.yaml"):
+        config = yaml.safe_load((REPO / "config" / name).read_text())
+        for task in config["tasks"]:
+            assert plan.override_problems(config, task) == [], (name, task)

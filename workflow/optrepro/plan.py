@@ -68,11 +68,31 @@ def check_config(config: dict, basedir: str | Path) -> None:
         for name in names:
             if not (root / task / f"{name}.py").is_file():
                 problems.append(f"tasks.{task}.strategies: no strategy file {root / task / f'{name}.py'}")
+        problems.extend(override_problems(config, task))
         reference = settings.get("reference")
         if reference and reference not in names:
             problems.append(f"tasks.{task}.reference: {reference!r} is not among the task's strategies")
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def override_problems(config: dict, task: str) -> list[str]:
+    """Every benchmark x protocol's configuration under the task's overrides, checked as its driver will at
+    start; one line per distinct problem."""
+    info, settings = task_info(task), config["tasks"][task]
+    try:
+        parsed = info.parse_overrides(overrides(config, task))
+    except ValueError as exc:
+        return [f"tasks.{task}.overrides: {exc}"]
+    found = []
+    for benchmark in settings["benchmarks"]:
+        for protocol in settings["protocols"]:
+            if benchmark in info.BENCHMARKS and protocol in info.PROTOCOLS:
+                try:
+                    info.resolve_config(benchmark, protocol, parsed)
+                except ValueError as exc:
+                    found.append(f"tasks.{task}.overrides: {exc}")
+    return list(dict.fromkeys(found))
 
 
 def planned_runs(config: dict, basedir: str | Path) -> list[PlannedRun]:

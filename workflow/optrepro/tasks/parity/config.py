@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+from ..scale import ConfigError
 from ..scale import parse_overrides as parse_field_overrides
 
 
@@ -75,12 +76,34 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
     return parse_field_overrides(items, OVERRIDE_TYPES)
 
 
+def problems(config: TaskConfig) -> list[str]:
+    """What is wrong with a configuration (scale overrides can set any field), one line each."""
+    found = [f"{f.name} must be at least 1, got {getattr(config, f.name)}" for f in fields(TaskConfig)
+             if f.type in (int, "int") and f.name != "min_steps_before_stop" and getattr(config, f.name) < 1]
+    if config.min_steps_before_stop < 0:
+        found.append(f"min_steps_before_stop must be >= 0, got {config.min_steps_before_stop}")
+    if not 0.0 <= config.early_stop_acc <= 1.0:  # NaN fails too
+        found.append(f"early_stop_acc must lie in [0, 1], got {config.early_stop_acc}")
+    if config.secret_size > config.n_features:
+        found.append(f"secret_size {config.secret_size} exceeds n_features {config.n_features}")
+    elif config.secret_size >= 1 and config.num_hidden_secrets > math.comb(config.n_features, config.secret_size):
+        found.append(f"num_hidden_secrets {config.num_hidden_secrets} exceeds the number of distinct secrets "
+                     f"C({config.n_features}, {config.secret_size})")
+    if config.max_train_examples > DEFAULT_TASK.max_train_examples:
+        found.append(f"max_train_examples {config.max_train_examples} exceeds the benchmark's limit "
+                     f"{DEFAULT_TASK.max_train_examples}")
+    return found
+
+
 def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] | None = None,
                    smoke: bool = False) -> TaskConfig:
-    """DEFAULT_TASK, then the protocol, smoke mode, the benchmark's N and K, then scale overrides."""
+    """DEFAULT_TASK, then the protocol, smoke mode, the benchmark's N and K, then scale overrides; validated."""
     config = replace(DEFAULT_TASK, **PROTOCOLS[protocol])
     config = maybe_apply_smoke_mode(config, smoke)
-    return replace(config, **BENCHMARKS[benchmark], **(overrides or {}))
+    config = replace(config, **BENCHMARKS[benchmark], **(overrides or {}))
+    if found := problems(config):
+        raise ConfigError("; ".join(found))
+    return config
 
 
 def job_resources(benchmark: str, protocol: str, overrides: list[str]) -> dict[str, int]:

@@ -9,7 +9,7 @@ line and its errors are the shared skeleton's (`optrepro.tasks.cli`).
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import torch
 
@@ -17,7 +17,7 @@ from ...metrics import emit
 from ...strategy import StrategyError, call_strategy
 from .. import cli
 from .batched import PreparedRun, pack_bits, train_batched
-from .config import RunResult, TaskConfig, resolve_config
+from .config import DEFAULT_TASK, RunResult, TaskConfig, resolve_config
 from .core import (
     NAMES,
     build_model,
@@ -31,23 +31,41 @@ from .core import (
 STRATEGY_FUNCTIONS = ("init_model", "make_dataset", "get_optimizer_config")
 
 
+# The TaskConfig fields the original's TASK_CONFIG line leaves out; printed after it where an override set them.
+UNPRINTED_FIELDS = ("max_train_examples", "log_interval", "min_steps_before_stop", "early_stop_acc",
+                    "early_stop_windows")
+
+
 def task_config_fields(config: TaskConfig) -> dict[str, object]:
-    return {"N": config.n_features, "K": config.secret_size, "W": config.hidden_width,
-            "num_hidden_secrets": config.num_hidden_secrets, "num_orderings": config.num_orderings,
-            "test_set_size": config.test_set_size, "batch_size": config.batch_size, "max_steps": config.max_steps}
+    """The original's fields, then every other field that differs from the benchmark's default."""
+    fields = {"N": config.n_features, "K": config.secret_size, "W": config.hidden_width,
+              "num_hidden_secrets": config.num_hidden_secrets, "num_orderings": config.num_orderings,
+              "test_set_size": config.test_set_size, "batch_size": config.batch_size, "max_steps": config.max_steps}
+    fields.update({name: getattr(config, name) for name in UNPRINTED_FIELDS
+                   if getattr(config, name) != getattr(DEFAULT_TASK, name)})
+    return fields
+
+
+def checked_dataset(strategy, raw, config: TaskConfig) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A `make_dataset` result validated against the benchmark's own row limit, then cut to the scale's row cap
+    (`max_train_examples` set below that limit) by keeping its first rows; (x, y, rows before the cut)."""
+    try:
+        x, y = normalize_dataset(raw, replace(config, max_train_examples=DEFAULT_TASK.max_train_examples))
+    except (TypeError, ValueError) as exc:
+        raise StrategyError(strategy.path, f"make_dataset returned an invalid dataset: {exc}") from None
+    rows = x.shape[0]
+    return x[:config.max_train_examples], y[:config.max_train_examples], rows
 
 
 def prepare_runs(strategy, config: TaskConfig, seed: int, device: torch.device):
     """The original's per-secret and per-run start-up, in its order, without the training itself."""
     secrets = sample_hidden_secrets(config, seed)
-    datasets, test_sets, positive_rates, runs = [], [], [], []
+    datasets, test_sets, positive_rates, built_rows, runs = [], [], [], [], []
     for i, secret in enumerate(secrets):
         raw = call_strategy(strategy.path, "make_dataset", strategy.make_dataset, secret, config, seed * 10_000 + i)
-        try:
-            x, y = normalize_dataset(raw, config)
-        except (TypeError, ValueError) as exc:
-            raise StrategyError(strategy.path, f"make_dataset returned an invalid dataset: {exc}") from None
+        x, y, rows = checked_dataset(strategy, raw, config)
         del raw
+        built_rows.append(rows)
         positive_rates.append(float(y.mean()))
         datasets.append((pack_bits(x), y.to(torch.uint8)))
         del x
@@ -63,20 +81,22 @@ def prepare_runs(strategy, config: TaskConfig, seed: int, device: torch.device):
                 raise StrategyError(strategy.path, f"get_optimizer_config returned an invalid config: {exc}") from None
             parameters = [model[0].weight, model[0].bias, model[2].weight, model[2].bias]
             runs.append(PreparedRun([p.detach() for p in parameters], optimizer, i, seed * 2_000_000 + i * 1_000 + j))
-    return datasets, test_sets, positive_rates, runs
+    return datasets, test_sets, positive_rates, built_rows, runs
 
 
 def run_benchmark(strategy, config: TaskConfig, seed: int, device: torch.device) -> dict[str, object]:
     """Print every METRICS line of one benchmark process; return the final metrics and per-run results."""
     emit("TASK_CONFIG", task_config_fields(config))
-    datasets, test_sets, positive_rates, runs = prepare_runs(strategy, config, seed, device)
+    datasets, test_sets, positive_rates, built_rows, runs = prepare_runs(strategy, config, seed, device)
     outcomes = train_batched(runs, datasets, test_sets, config, device)
     results = []
     for k, (run, outcome) in enumerate(zip(runs, outcomes)):
         i, j = divmod(k, config.num_orderings)
         if j == 0:
-            emit("DATASET_METRICS", {"secret": i, "num_examples": datasets[i][1].shape[0],
-                                     "positive_rate": positive_rates[i]})
+            num_examples = datasets[i][1].shape[0]
+            truncated = {"truncated_from": built_rows[i]} if built_rows[i] > num_examples else {}
+            emit("DATASET_METRICS", {"secret": i, "num_examples": num_examples,
+                                     "positive_rate": positive_rates[i], **truncated})
         for step, loss, acc in outcome.log:
             emit("TRAIN_METRICS", {"secret": i, "order": j, "step": step, "loss": loss, "acc": acc})
         emit("RUN_METRICS", {"secret": i, "order": j, "steps": outcome.steps, "test_accuracy": outcome.test_accuracy})
