@@ -5,6 +5,7 @@ import math
 import pytest
 
 from optrepro.metrics import (
+    divergence,
     final_metrics,
     format_calibration,
     format_epoch,
@@ -13,9 +14,10 @@ from optrepro.metrics import (
     format_model,
     parse_line,
     parse_log,
+    truncations,
 )
 
-# Lines in the original benchmarks' formats (docs/tasks/*.md §9), one per kind.
+# Lines in the original benchmarks' formats (docs/tasks/*.md), one per kind.
 ORIGINAL_LINES = [
     "TASK_CONFIG N=32 K=8 W=512 num_hidden_secrets=5 num_orderings=3 test_set_size=16384 batch_size=128 "
     "max_steps=30000",
@@ -83,3 +85,24 @@ def test_parse_log_skips_other_lines_and_final_metrics_prefers_final():
     assert final_metrics(parsed)["num_runs"] == 15
     assert final_metrics(parse_log(ORIGINAL_LINES[-1]))["epsilon"] == 3.0
     assert final_metrics(parse_log("nothing here")) == {}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("TRAIN_METRICS secret=0 order=1 step=250 loss=0.5 acc=0.5\nFINAL_METRICS score=0.5", None),
+    ("TRAIN_METRICS secret=1 order=2 step=250 loss=inf acc=0.5\nFINAL_METRICS score=0.5",
+     "diverged: loss inf at step 250 (secret 1, order 2)"),
+    ("TRAIN_METRICS step=10 train_loss=0.1 val_loss=nan test_accuracy=9.8", "diverged: val_loss nan at step 10"),
+    ("Epoch 2/5: train_loss=nan train_acc=9.80% test_loss=nan test_acc=9.80% epsilon_spent=1.00 sigma=1.0000",
+     "diverged: train_loss nan at epoch 2"),
+    ("TRAIN_METRICS run=3 step=5 objective=nan residual=inf projected_grad=inf success=0\nFINAL_METRICS score=1.0",
+     None),  # the toy's objective is not a loss: NaN before a start's first step is its defined value
+    ("FINAL_METRICS test_accuracy=0.5 score=nan", "diverged: final score is nan"),
+])
+def test_divergence_is_a_non_finite_loss_or_score(text, expected):
+    assert divergence(parse_log(text)) == expected
+
+
+def test_truncated_datasets_become_notes():
+    log = ("DATASET_METRICS secret=0 num_examples=512000 positive_rate=0.5 truncated_from=3840000\n"
+           "DATASET_METRICS secret=1 num_examples=4000 positive_rate=0.5")
+    assert truncations(parse_log(log)) == ["secret 0: dataset cut from 3840000 to 512000 rows by the scale's row cap"]

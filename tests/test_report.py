@@ -260,3 +260,13 @@ def test_no_runs_at_all():
     runs, _ = collect([])
     report = render_report(runs, summarize(runs, {}), {"scale": "quick"})
     assert "No results." in report.html and "No results." in report.markdown and report.tex == {}
+
+
+def test_a_cells_run_notes_are_shown_with_their_seeds():
+    from optrepro.report.lineage import cell_warnings
+
+    cut = "secret 0: dataset cut from 3840000 to 512000 rows by the scale's row cap"
+    rows = [{**run("n32-k8", "cube", seed, accuracy=0.9), "notes": cut if seed < 3 else ""} for seed in (1, 2, 3)]
+    rows += [{**run("n32-k8", "default", 1, accuracy=0.9), "notes": ""}]
+    warnings = cell_warnings(pd.DataFrame(rows))
+    assert warnings == {("parity", "mlsbench", "n32-k8", "cube", "quick"): f"{cut} (seed 1, 2)"}

@@ -7,7 +7,7 @@ from optrepro.runner import parse_args, run
 
 STRATEGY = textwrap.dedent("""
     def init_model(model, config):
-        pass
+        {init}
 
     def make_dataset(secret, config, seed):
         {body}
@@ -20,9 +20,9 @@ TINY = ["--set", "num_hidden_secrets=1", "--set", "num_orderings=1", "--set", "m
         "--set", "test_set_size=32"]
 
 
-def run_job(tmp_path, body):
+def run_job(tmp_path, body, init="pass"):
     strategy = tmp_path / "s.py"
-    strategy.write_text(STRATEGY.format(body=body))
+    strategy.write_text(STRATEGY.format(body=body, init=init))
     run_dir = tmp_path / "run"
     args = parse_args(["--task", "parity", "--benchmark", "n32-k8", "--protocol", "mlsbench", "--strategy",
                        str(strategy), "--seed", "3", "--device", "cpu", "--scale", "tiny", *TINY,
@@ -56,3 +56,11 @@ def test_killed_driver_leaves_no_record_so_the_job_reruns(tmp_path):
     status, run_dir = run_job(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
     assert status == 1
     assert not (run_dir / "record.json").exists() and not (run_dir / "run.log").exists()
+
+
+def test_a_run_whose_loss_is_nan_is_a_failed_run(tmp_path):
+    status, run_dir = run_job(tmp_path, GOOD_BODY, init="torch.nn.init.constant_(model[0].weight, float('nan'))")
+    record = json.loads((run_dir / "record.json").read_text())
+    assert status == 0 and record["exit_status"] == 0 and record["status"] == "failed"
+    assert record["error"] == "diverged: loss nan at step 1 (secret 0, order 0)"
+    assert "test_accuracy" in record["metrics"]  # the numbers are kept, the run is not ranked

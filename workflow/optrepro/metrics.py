@@ -8,6 +8,7 @@ the original benchmark's and logs of the original can be imported.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -128,6 +129,42 @@ def parse_log(lines: Iterable[str] | str) -> list[MetricsLine]:
     if isinstance(lines, str):
         lines = lines.splitlines()
     return [parsed for parsed in map(parse_line, lines) if parsed is not None]
+
+
+# Lines whose `*loss` fields are training losses, and the fields that say where a line was printed.
+LOSS_KINDS = ("TRAIN_METRICS", "EPOCH")
+WHERE_FIELDS = ("secret", "order", "run")
+
+
+def _not_finite(value: object) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def divergence(parsed: Iterable[MetricsLine]) -> str | None:
+    """Why a run that printed these lines diverged: the first non-finite loss, else a non-finite final score.
+
+    A diverged run is a failed run, whatever its other numbers say (a NaN loss can leave an accuracy of 50 %).
+    """
+    parsed = list(parsed)
+    for line in parsed:
+        if line.kind not in LOSS_KINDS:
+            continue
+        for key, value in line.fields.items():
+            if key.endswith("loss") and _not_finite(value):
+                at = f"epoch {line.fields['epoch']}" if line.kind == "EPOCH" else f"step {line.fields.get('step')}"
+                where = ", ".join(f"{k} {line.fields[k]}" for k in WHERE_FIELDS if k in line.fields)
+                return f"diverged: {key} {value} at {at}" + (f" ({where})" if where else "")
+    score = final_metrics(parsed).get("score")
+    if _not_finite(score):
+        return f"diverged: final score is {score}"
+    return None
+
+
+def truncations(parsed: Iterable[MetricsLine]) -> list[str]:
+    """One sentence per dataset a scale's row cap cut (DATASET_METRICS with `truncated_from`)."""
+    return [f"secret {line.fields.get('secret')}: dataset cut from {line.fields['truncated_from']} to "
+            f"{line.fields.get('num_examples')} rows by the scale's row cap"
+            for line in parsed if line.kind == "DATASET_METRICS" and "truncated_from" in line.fields]
 
 
 def final_metrics(parsed: Iterable[MetricsLine]) -> dict[str, object]:

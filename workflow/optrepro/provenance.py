@@ -118,10 +118,12 @@ def device_info(requested: str) -> dict[str, object]:
 
 def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,
                data_paths: list[Path], config: dict[str, object], command: list[str], exit_status: int,
-               device: dict[str, object], started: datetime, wall_seconds: float) -> dict[str, object]:
-    """The record of one finished run, failed or not; `data_paths` are the dataset folders it read."""
+               device: dict[str, object], started: datetime, wall_seconds: float,
+               notes: list[str]) -> dict[str, object]:
+    """The record of one finished run, failed or not; `data_paths` are the dataset folders it read, `notes` what
+    a reader of its numbers must know (e.g. a dataset cut by the scale's row cap)."""
     return {
-        **identity, "status": "failed" if error else "ok", "error": error, "metrics": metrics,
+        **identity, "status": "failed" if error else "ok", "error": error, "metrics": metrics, "notes": notes,
         "hashes": {"strategy": sha256_file(strategy_path), "driver": sha256_tree(driver_files(identity["task"])),
                    "data": sha256_files(data_paths)},
         "config": config, "command": command, "exit_status": exit_status,

@@ -6,7 +6,8 @@
 The driver runs as a subprocess; its stdout becomes `run.log` and the run
 record `record.json` is written last, both atomically. A run that fails
 (bad strategy, bad input, a crash of the driver) is a result: its record says
-`failed` with the driver's `ERROR:` line and this script exits 0 so the
+`failed` with the driver's `ERROR:` line (or `diverged: ...` where a loss or
+the score is not finite) and this script exits 0 so the
 workflow goes on. Only a driver killed by a signal (a cancelled or
 preempted job) leaves no record and exits non-zero, so the workflow reruns it.
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from .data import read_status, status_path
 from .files import write_json_atomic
-from .metrics import final_metrics, parse_log
+from .metrics import divergence, final_metrics, parse_log, truncations
 from .provenance import device_info, run_record
 
 
@@ -93,14 +94,15 @@ def run(args: argparse.Namespace) -> int:
     parsed = parse_log(log_text)
     metrics = final_metrics(parsed)
     task_config = next((line.fields for line in parsed if line.kind == "TASK_CONFIG"), None)
-    error = failure_reason(returncode, stderr_lines, bool(metrics))
+    error = failure_reason(returncode, stderr_lines, bool(metrics)) or divergence(parsed)
     identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
                 "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
     record = run_record(
         identity, error, metrics, strategy_path=args.strategy,
         data_paths=[] if missing_data else [Path(args.data_root, name) for name in args.datasets],
         config={"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
-        command=command[1:], exit_status=returncode, device=device, started=started, wall_seconds=wall)
+        command=command[1:], exit_status=returncode, device=device, started=started, wall_seconds=wall,
+        notes=truncations(parsed))
     os.replace(log_tmp, run_dir / "run.log")
     write_json_atomic(run_dir / "record.json", record)
     print(f"{record['status']}: {args.task}/{args.protocol}/{args.benchmark}/{record['strategy']}/seed{args.seed}"

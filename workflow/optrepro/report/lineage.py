@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .summarize import CELL
+from .summarize import CELL, with_seeds
 
 # Fields a cell's runs must share, with the words a warning uses for them.
 SHARED = {"strategy_sha256": "strategy file", "driver_sha256": "driver", "data_sha256": "data",
           "git_commit": "git commit", "git_dirty": "git dirty flag", "python": "Python", "packages": "package versions",
           "device": "device", "device_name": "device model"}
-RUN_FIELDS = ["seed", "status", "error", *SHARED, "host", "start", "end", "wall_seconds", "run_dir"]
+RUN_FIELDS = ["seed", "status", "error", *SHARED, "host", "start", "end", "wall_seconds", "run_dir", "notes"]
 
 
 def text(value: object) -> str:
@@ -46,13 +46,28 @@ def warning_text(differences: dict[str, list[str]]) -> str:
                                            for field, values in differences.items())
 
 
+def run_notes(cell: pd.DataFrame) -> str:
+    """The notes of a cell's ok runs (e.g. datasets cut by the scale's row cap), each once, with its seeds."""
+    ok = cell[cell["status"] == "ok"]
+    seeds: dict[str, list[str]] = {}
+    for _, run in ok.iterrows():
+        for note in filter(None, text(run.get("notes")).split("; ")):
+            seeds.setdefault(note, []).append(text(run["seed"]))
+    return with_seeds(seeds)
+
+
+def cell_warning(cell: pd.DataFrame) -> str:
+    """What a reader must know about a cell: its runs' disagreements and notes ('' when nothing)."""
+    differences = disagreements(cell)
+    return "; ".join(filter(None, [warning_text(differences) if differences else "", run_notes(cell)]))
+
+
 def cell_warnings(runs: pd.DataFrame) -> dict[tuple, str]:
-    """Cell key (CELL order) → warning, for the cells whose ok runs disagree on a shared field."""
+    """Cell key (CELL order) → warning, for the cells whose ok runs disagree on a shared field or carry notes."""
     warnings = {}
     for key, cell in runs.groupby(CELL, sort=True, dropna=False):
-        differences = disagreements(cell)
-        if differences:
-            warnings[key] = warning_text(differences)
+        if warning := cell_warning(cell):
+            warnings[key] = warning
     return warnings
 
 
@@ -65,7 +80,7 @@ def provenance(runs: pd.DataFrame, config: dict, missing_runs: list[str]) -> dic
     cells = []
     for key, cell in runs.groupby(CELL, sort=True, dropna=False):
         differences = disagreements(cell)
-        cells.append({**dict(zip(CELL, key)), "warning": warning_text(differences) if differences else None,
+        cells.append({**dict(zip(CELL, key)), "warning": cell_warning(cell) or None,
                       "differences": differences, "runs": [run_record(run) for _, run in cell.iterrows()]})
     failed = runs[runs["status"] != "ok"]
     return {"cells": cells,
