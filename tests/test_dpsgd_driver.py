@@ -23,19 +23,20 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from test_dpsgd_audit import VARIANTS as AUDIT_VARIANTS
 from torchvision import transforms
 
-from optrepro.metrics import final_metrics, parse_log
+from optrepro.metrics import divergence, final_metrics, parse_log
 from optrepro.strategy import load_strategy
 from optrepro.tasks.dpsgd.config import resolve_config
-from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, main, run_benchmark, strategy_namespace
+from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, is_private, main, run_benchmark, strategy_namespace
 from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, load_split
 
 STANDARD = (Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "standard_dpsgd.py").read_text()
 # 416 examples in batches of 8: 52 steps an epoch, so one TRAIN_METRICS line (after batch 50) per epoch.
 TINY = ["--set", "batch_size=8", "--set", "max_train_examples=416", "--set", "max_test_examples=40"]
 FINAL_KEYS = ["score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "sigma", "sigma_reported", "audit",
-              "audit_ratio"]
+              "audit_ratio", "private", "target_epsilon"]
 LINE_PATTERNS = [
     r"TASK_CONFIG dataset=\w+ epochs=\d+ batch_size=\d+ .* train_examples=\d+ test_examples=\d+",
     r"Calibrated noise_multiplier sigma=\d+\.\d{4} for epsilon=3\.0, delta=1e-05, steps=\d+, q=\d\.\d{4}",
@@ -50,7 +51,7 @@ LINE_PATTERNS = [
     r"",
     r"Final Results: accuracy=\d+\.\d{2}%, best_accuracy=\d+\.\d{2}%, epsilon=\d+\.\d{2}",
     r"FINAL_METRICS score=\S+ accuracy=\S+ best_accuracy=\S+ epsilon=\S+ epsilon_rdp=\S+ sigma=\S+ "
-    r"sigma_reported=\S+ audit=\S+ audit_ratio=\S+",
+    r"sigma_reported=\S+ audit=\S+ audit_ratio=\S+ private=1 target_epsilon=3.000000",
 ]
 # Reports half the calibrated σ and adds that much noise: honest, but twice the spend per step.
 HALF_SIGMA = STANDARD + """
@@ -245,3 +246,75 @@ def test_real_mnist_subset(tmp_path, capsys, monkeypatch, data_root):
     final = final_metrics(parse_log(out))
     assert list(final) == FINAL_KEYS and final["audit"] == "ok"
     assert final["accuracy"] > 30  # 50 noisy steps on real digits learn something
+
+
+NAN_MECHANISM = STANDARD + """
+Standard = DPMechanism
+class DPMechanism(Standard):
+    def clip_and_noise(self, grads, step, epoch):
+        return [torch.full_like(g, float("nan")) for g in super().clip_and_noise(grads, step, epoch)]
+"""
+
+
+def test_a_mechanism_that_returns_nan_diverges(tmp_path, capsys, monkeypatch, fake_root):
+    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, NAN_MECHANISM,
+                                     [*TINY, "--set", "epochs=1", "--set", "audit=0"])
+    assert status == 0  # the driver finishes; the runner records the run as failed
+    assert divergence(parse_log(out)) == "diverged: loss nan at step 50"
+
+
+# Noise only at the batch the old audit always probed (the middle one of an epoch, computable from the
+# mechanism's own arguments); nothing elsewhere. The audit now probes a batch the driver draws privately.
+NOISE_ONLY_WHEN_WATCHED = STANDARD + """
+Standard = DPMechanism
+class DPMechanism(Standard):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.steps = kwargs["dataset_size"] // kwargs["batch_size"]
+
+    def clip_and_noise(self, grads, step, epoch):
+        steps = self.steps
+        if step % steps == steps // 2:
+            return super().clip_and_noise(grads, step, epoch)
+        sigma, self.noise_multiplier = self.noise_multiplier, 0.0
+        out = super().clip_and_noise(grads, step, epoch)
+        self.noise_multiplier = sigma
+        return out
+"""
+
+
+def test_noise_only_where_the_audit_used_to_look_is_caught(tmp_path, capsys, monkeypatch, fake_root):
+    args = [*TINY, "--set", "epochs=3"]
+    status, out, err, path = run_driver(tmp_path, capsys, monkeypatch, fake_root, NOISE_ONLY_WHEN_WATCHED,
+                                        [*args, "--protocol", "corrected"])
+    assert status == 2 and err.startswith(f"ERROR: {path}: privacy budget exceeded: after epoch 1/3 ")
+    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, NOISE_ONLY_WHEN_WATCHED, args)
+    final = final_metrics(parse_log(out))
+    assert status == 0 and final["audit"].startswith("under-noised:") and final["private"] == 0
+
+
+# Adds half the noise it reports (the audit tests' mechanism).
+HALF_NOISE = STANDARD + "\nStandard = DPMechanism\n" + textwrap.dedent(AUDIT_VARIANTS["half_noise"])
+
+
+def test_an_under_noised_epoch_is_accounted_with_the_noise_measured(tmp_path, capsys, monkeypatch, fake_root):
+    """Half the reported noise: `corrected` accounts σ̂ ≈ σ/2 and so fails the budget at once; `mlsbench` runs
+    with the benchmark's formula and marks the run not private."""
+    status, out, err, path = run_driver(tmp_path, capsys, monkeypatch, fake_root, HALF_NOISE,
+                                        [*TINY, "--set", "epochs=2", "--protocol", "corrected"])
+    assert status == 2 and "privacy budget exceeded: after epoch 1/2" in err
+    accounted = float(err.rsplit("per-epoch sigma accounted ", 1)[1].rstrip(")\n"))
+    calibrated = float(re.search(r"sigma=(\d+\.\d+)", out).group(1))
+    assert accounted == pytest.approx(calibrated / 2, rel=0.05)
+    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, HALF_NOISE, TINY)
+    final = final_metrics(parse_log(out))
+    assert status == 0 and final["audit"].startswith("under-noised:") and final["private"] == 0
+    assert final["audit_ratio"] == pytest.approx(0.5, rel=0.04)
+
+
+@pytest.mark.parametrize("audit, accountant, private", [
+    ("ok", "benchmark", True), ("ok", "rdp", True), ("off", "rdp", True),
+    ("data-dependent", "benchmark", False), ("data-dependent", "rdp", False), ("not-audited", "rdp", False),
+    ("under-noised:0.50", "benchmark", False), ("under-noised:0.50", "rdp", True)])
+def test_which_runs_are_private(audit, accountant, private):
+    assert is_private(audit, accountant) is private

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from optrepro.report.summarize import COLUMNS, main, read_table, summarize
+from optrepro.report.summarize import COLUMNS, blank_missing_text, main, read_table, summarize
 from optrepro.tasks import task_info
 
 ACCURACY = {"default": [0.91, 0.95, 0.93], "wide": [0.97, 0.99, 0.98]}
@@ -133,3 +133,61 @@ def test_cli_round_trip(tmp_path):
     written = read_table(tmp_path / "summary.csv")
     pd.testing.assert_frame_equal(written, summarize(runs, {"parity": "default"}), check_dtype=False)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["runs.csv", "summary.csv"]  # no temp file left
+
+
+def test_bilevel_corrected_ranks_hyperclean_by_the_validation_selected_accuracy():
+    """Under mlsbench the original's best-on-test accuracy ranks; under corrected the evaluation chosen on
+    validation loss does, in the summary, the table's first column and its caption, the ranks and profiles."""
+    from optrepro.report.stats import headline
+    from optrepro.report.tables import result_table
+
+    rows = [{"task": "bilevel", "protocol": protocol, "benchmark": benchmark, "strategy": strategy, "seed": seed,
+             "scale": "quick", "status": "ok", "error": "", "test_accuracy": best + seed / 100,
+             "val_selected_test_accuracy": selected + seed / 100}
+            for protocol in ("mlsbench", "corrected") for benchmark in ("hyperclean-linear", "hyperclean-mlp")
+            for strategy, best, selected in (("v_pbgd", 90.0, 80.0), ("g_pbgd", 85.0, 88.0)) for seed in (1, 2)]
+    summary = blank_missing_text(summarize(pd.DataFrame(rows), {"bilevel": "v_pbgd"}))
+    for protocol, expected, winner in (("mlsbench", "test_accuracy", "v_pbgd"),
+                                       ("corrected", "val_selected_test_accuracy", "g_pbgd")):
+        group = summary[summary.protocol == protocol]
+        means, _, metrics = headline(group)
+        assert set(metrics.values()) == {expected}
+        assert means.idxmax().tolist() == [winner, winner]
+        cells = group[group.benchmark == "hyperclean-linear"]
+        table = result_table(cells, "t", "t", {})
+        assert table.header[2].startswith(expected)
+        assert f"Ranks and profiles compare {expected}: " in table.caption
+    assert "chosen on the test set, as the original" in result_table(
+        summary[(summary.protocol == "mlsbench") & (summary.benchmark == "hyperclean-mlp")], "t", "t", {}).caption
+
+
+def test_a_run_that_is_not_private_keeps_its_numbers_but_is_never_ranked():
+    from optrepro.report.stats import headline
+    from optrepro.report.tables import result_table
+
+    def dp_run(strategy, seed, accuracy, private=1, audit="ok"):
+        return {"task": "dpsgd", "protocol": "mlsbench", "benchmark": "mnist", "strategy": strategy, "seed": seed,
+                "scale": "quick", "status": "ok", "error": "", "score": accuracy, "accuracy": accuracy,
+                "epsilon": 3.0, "epsilon_rdp": 98.0, "audit": audit, "private": private, "target_epsilon": 3.0}
+
+    rows = [dp_run(name, seed, base + seed) for name, base in (("standard_dpsgd", 85.0), ("auto", 80.0))
+            for seed in (1, 2)]
+    rows += [dp_run("sneaky", seed, 95.0 + seed, private=0, audit="under-noised:0.50") for seed in (1, 2)]
+    rows += [dp_run("adaptive", 1, 90.0, private=0, audit="data-dependent")]
+    summary = blank_missing_text(summarize(pd.DataFrame(rows), {"dpsgd": "standard_dpsgd"}))
+    sneaky = cell(summary, "sneaky", "score")
+    assert sneaky["mean"] == 96.5  # its numbers stay
+    assert sneaky["excluded"] == ("not private at the reported noise: the audit measured 0.50 of it "
+                                  "(under-noised:0.50) (seed 1, 2)")
+    assert math.isnan(sneaky["delta"]) and math.isnan(sneaky["p_value"])
+    assert cell(summary, "adaptive", "score")["excluded"].startswith("not private: its noise scale depends")
+    standard = cell(summary, "standard_dpsgd", "score")
+    assert standard["excluded"] == "" and standard["caveat"] == (
+        "ε under a standard accountant (Opacus RDP) 98.0 > target 3 (seed 1, 2)")
+    means, _, _ = headline(summary)
+    assert list(means.index) == ["auto", "standard_dpsgd"]  # ranks and profiles see only rankable cells
+    table = result_table(summary, "t", "t", {})
+    rows = {row.cells[0].text: row for row in table.rows}
+    assert rows["standard_dpsgd"].cells[2].best and not rows["sneaky"].cells[2].best
+    assert rows["sneaky"].warning.startswith("not ranked: not private at the reported noise")
+    assert "ε under a standard accountant" in rows["standard_dpsgd"].warning

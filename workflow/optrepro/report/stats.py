@@ -88,13 +88,14 @@ def profile_area(ratios: pd.DataFrame, tau_max: float = TAU_MAX) -> pd.Series:
 
 def headline(group: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str], dict[str, str]]:
     """What ranks and profiles compare across one task's benchmarks (summary rows of one task × protocol): each
-    benchmark's headline metric (summarize). Returns the means (strategies × benchmarks), each benchmark's
-    direction and each benchmark's metric."""
+    benchmark's headline metric (summarize); cells that may not be ranked (`excluded`) take no part. Returns the
+    means (strategies × benchmarks), each benchmark's direction and each benchmark's metric."""
     means, directions, metrics = {}, {}, {}
-    rows = group[group["headline"].astype(bool)]
+    rankable = group[group["excluded"].fillna("") == ""] if "excluded" in group else group
+    rows = rankable[rankable["headline"].astype(bool)]
     for benchmark, metric_rows in rows.groupby("benchmark", sort=False):
         if (metric_rows["n"] > 0).any():
             means[benchmark] = metric_rows.set_index("strategy")["mean"]
             directions[benchmark], metrics[benchmark] = metric_rows["direction"].iloc[0], metric_rows["metric"].iloc[0]
-    strategies = list(dict.fromkeys(group["strategy"]))
+    strategies = list(dict.fromkeys(rankable["strategy"]))
     return pd.DataFrame(means, index=pd.Index(strategies, name="strategy")), directions, metrics

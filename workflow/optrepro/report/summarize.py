@@ -10,8 +10,8 @@ is kept with an empty direction (shown, never marked best). A non-numeric
 metric (DP-SGD's `audit`) has no statistics: `seen` lists what the seeds gave.
 Empty text (direction, seen, reference) is missing, as in the CSV file.
 `headline` marks the metric that ranks and profiles compare across benchmarks:
-the task's HEADLINE[benchmark] if it declares one, else its first declared
-metric that the benchmark's runs printed.
+the task's HEADLINE[benchmark] (or HEADLINE[benchmark][protocol]) if it
+declares one, else its first declared metric that the benchmark's runs printed.
 """
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ from .stats import check_direction, seed_stats, welch_p
 
 CELL = ["task", "protocol", "benchmark", "strategy", "scale"]
 STATS = ["n", "n_ok", "n_failed", "mean", "std", "ci95_low", "ci95_high", "seen"]
-COLUMNS = CELL + ["metric", "direction", "headline"] + STATS + ["reference", "reference_mean", "delta", "p_value"]
-TEXT = ["direction", "seen", "reference"]
+# Per cell, from the task's judgement of its ok runs: why it may not be ranked, and what must be shown beside it.
+JUDGEMENTS = ["excluded", "caveat"]
+COLUMNS = CELL + ["metric", "direction", "headline"] + STATS + JUDGEMENTS + ["reference", "reference_mean", "delta",
+                                                                               "p_value"]
+TEXT = ["direction", "seen", *JUDGEMENTS, "reference"]
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -71,15 +74,37 @@ def seen_values(values: pd.Series) -> str:
     return ", ".join(f"{value} ×{count}" for value, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def headline_metric(metrics: dict[str, str], preferred: str | None) -> str | None:
+def headline_metric(metrics: dict[str, str], preferred: str | dict | None, protocol: str) -> str | None:
+    if isinstance(preferred, dict):
+        preferred = preferred.get(protocol)
     ranked = [metric for metric, direction in metrics.items() if direction]
     return preferred if preferred in ranked else next(iter(ranked), None)
+
+
+def with_seeds(found: dict[str, list[object]]) -> str:
+    """`text (seed 1, 2); other (seed 3)`: each distinct text once, with the seeds of the runs that gave it."""
+    return "; ".join(f"{text} (seed {', '.join(map(str, seeds))})" for text, seeds in found.items() if text)
+
+
+def judgements(task: str, ok: pd.DataFrame) -> dict[str, str]:
+    """The task's `ranking_exclusion` and `caveat` of a cell's ok runs, each text with its seeds."""
+    try:
+        info = task_info(task)
+    except KeyError:
+        return dict.fromkeys(JUDGEMENTS, "")
+    result = {}
+    for column, name in zip(JUDGEMENTS, ("ranking_exclusion", "caveat")):
+        judge, found = getattr(info, name, None), {}
+        for _, run in ok.iterrows() if judge else ():
+            found.setdefault(judge(run.dropna().to_dict()), []).append(run["seed"])
+        result[column] = with_seeds(found)
+    return result
 
 
 def cell_rows(identity: dict, cell: pd.DataFrame, metrics: dict[str, str], headline: str | None
               ) -> list[dict[str, object]]:
     ok = cell[cell["status"] == "ok"]
-    counts = {"n_ok": len(ok), "n_failed": len(cell) - len(ok)}
+    counts = {"n_ok": len(ok), "n_failed": len(cell) - len(ok), **judgements(identity["task"], ok)}
     rows = []
     for metric, direction in metrics.items():
         values = ok[metric] if metric in ok else pd.Series(dtype=float)
@@ -99,9 +124,9 @@ def summarize(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:
     for (task, benchmark), bench_runs in runs.groupby(["task", "benchmark"], sort=True):
         declared, headlines = declarations(task)
         metrics = benchmark_metrics(bench_runs.dropna(axis=1, how="all"), declared)
-        headline = headline_metric(metrics, headlines.get(benchmark))
         for key, cell in bench_runs.groupby(CELL, sort=True, dropna=False):
             identity = dict(zip(CELL, key))
+            headline = headline_metric(metrics, headlines.get(benchmark), identity["protocol"])
             rows.extend(cell_rows(identity, cell, metrics, headline))
             seeds[key] = cell[cell["status"] == "ok"]
     summary = pd.DataFrame(rows, columns=COLUMNS[:-4])
@@ -111,6 +136,13 @@ def summarize(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:
     summary = summary.merge(reference.rename(columns={"mean": "reference_mean"}), on=same, how="left")
     summary["delta"] = summary["mean"] - summary["reference_mean"]
     summary["p_value"] = [welch_against_reference(row, seeds) for row in summary.itertuples(index=False)]
+    # An unrankable cell is not compared with the reference strategy, and nothing is compared with an unrankable
+    # reference.
+    excluded = summary["excluded"] != ""
+    unrankable_reference = summary.loc[excluded & (summary["strategy"] == summary["reference"]), same]
+    against = summary[same].merge(unrankable_reference.drop_duplicates().assign(_gone=True), on=same,
+                                  how="left")["_gone"].fillna(False).to_numpy(dtype=bool)
+    summary.loc[excluded.to_numpy() | against, ["delta", "p_value"]] = math.nan
     summary[TEXT] = summary[TEXT].mask(summary[TEXT] == "")
     return summary[COLUMNS]
 

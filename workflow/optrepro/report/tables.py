@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..tasks import task_info
 from .stats import DIRECTIONS, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
 
 SIGNIFICANCE = 0.05
@@ -89,9 +90,10 @@ def metric_label(metric: str, direction: str) -> str:
 
 
 def best_strategies(metric_rows: pd.DataFrame) -> set[str]:
-    """Strategies holding the best mean of one declared metric; none when all that have a mean tie."""
+    """Strategies holding the best mean of one declared metric among the rankable ones; none when all that have a
+    mean tie."""
     direction = metric_rows["direction"].iloc[0]
-    means = metric_rows[metric_rows["n"] > 0]
+    means = metric_rows[(metric_rows["n"] > 0) & (metric_rows["excluded"].fillna("") == "")]
     if direction not in DIRECTIONS or means.empty:
         return set()
     best = means["mean"].max() if direction == "higher" else means["mean"].min()
@@ -100,11 +102,21 @@ def best_strategies(metric_rows: pd.DataFrame) -> set[str]:
 
 
 def main_metrics(cells: pd.DataFrame) -> list[str]:
-    """The result table's columns: declared metrics and non-numeric ones (DP-SGD's audit); all when none is declared."""
+    """The result table's columns: the headline metric first, then the declared metrics and non-numeric ones (DP-SGD's
+    audit); all when none is declared."""
     metrics = cells.drop_duplicates("metric")
     shown = metrics[metrics["direction"].isin(DIRECTIONS) | metrics["metric"].isin(cells.loc[cells["seen"] != "",
                                                                                               "metric"])]
-    return list((shown if shown["direction"].isin(DIRECTIONS).any() else metrics)["metric"])
+    chosen = shown if shown["direction"].isin(DIRECTIONS).any() else metrics
+    return list(chosen.sort_values("headline", ascending=False, kind="stable")["metric"])
+
+
+def metric_note(task: str, metric: str) -> str:
+    """What the task says a reader must know about a metric ('' when nothing, or for a task this checkout lacks)."""
+    try:
+        return getattr(task_info(task), "METRIC_NOTES", {}).get(metric, "")
+    except KeyError:
+        return ""
 
 
 def count_cell(row: pd.Series) -> Cell:
@@ -140,10 +152,17 @@ def result_table(cells: pd.DataFrame, title: str, name: str, warnings: dict[str,
     rows = []
     for strategy, strategy_cells in cells.groupby("strategy", sort=False):
         by_metric = strategy_cells.set_index("metric")
-        rows.append(Row([Cell(strategy), count_cell(strategy_cells.iloc[0]),
+        first = strategy_cells.iloc[0]
+        excluded = f"not ranked: {first['excluded']}" if first["excluded"] else ""
+        notes = [excluded, first["caveat"], warnings.get(strategy, "")]
+        rows.append(Row([Cell(strategy), count_cell(first),
                          *[value_cell(by_metric.loc[metric], strategy in best[metric]) for metric in metrics]],
-                        reference=strategy == reference, warning=warnings.get(strategy, "")))
+                        reference=strategy == reference, warning="; ".join(filter(None, notes))))
     caption = "Mean ± sample std over seeds (n = ok runs); ↑/↓: higher/lower is better; bold: best mean of the column."
+    ranked = cells.loc[cells["headline"].astype(bool), "metric"]
+    if len(ranked):
+        note = metric_note(cells["task"].iloc[0], ranked.iloc[0])
+        caption += f" Ranks and profiles compare {ranked.iloc[0]}" + (f": {note}." if note else ".")
     if reference:
         caption += (f" *: p < {SIGNIFICANCE} in Welch's t-test against the reference strategy {reference}; the 95% CI,"
                     " the difference and p are under each value in the HTML report and in the statistics table.")

@@ -5,7 +5,12 @@
 * `METRICS`: the final metrics a report shows, in order, each with its direction
   ("higher" or "lower" is better). This is the one place metric directions live;
 * `HEADLINE` (optional): benchmark -> the metric that ranks and performance profiles compare across
-  benchmarks (default: the first declared metric the benchmark's runs print);
+  benchmarks, or a {protocol: metric} dict where protocols rank differently (default: the first declared
+  metric the benchmark's runs print);
+* `METRIC_NOTES` (optional): metric -> what a reader must know about it (shown where it ranks);
+* `ranking_exclusion(run)`, `caveat(run)` (optional): for one run's row of runs.csv, why it may not be
+  ranked (it keeps its numbers but gets no best mark, rank, profile or comparison with the reference
+  strategy), and what must be shown beside it; '' when nothing;
 * `DATASETS`: benchmark name -> the dataset (of `optrepro.data`) it reads, if any;
 * `OVERRIDE_FIELDS`, `parse_overrides(items)`: the scale overrides (`--set FIELD=VALUE`) it accepts;
 * `resolve_config(benchmark, protocol, overrides)`: the driver's validated configuration;

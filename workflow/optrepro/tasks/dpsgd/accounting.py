@@ -10,7 +10,10 @@ value that makes the claimed total hold given the epochs already accounted:
 
 This is exact for a constant σ and for a mechanism that reports the
 equivalent σ of a schedule as the contract asks (noise_decay), and it never
-lets a later report take back spend already accounted. A standard
+lets a later report take back spend already accounted. Under `corrected`
+the driver also passes the privacy audit's measured multiplier σ̂_e of the
+epoch: an epoch whose σ̂_e is below UNDER_NOISED·σ'_e is accounted with
+σ̂_e, the noise actually added, instead of the claim. A standard
 subsampled-Gaussian accountant (Opacus RDP or PRV) then composes the steps
 with their own σ'_e. Opacus assumes Poisson sampling with rate q and
 add/remove neighbours; the driver keeps the original's shuffled fixed-size
@@ -26,6 +29,7 @@ import warnings
 from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 
+from .audit import UNDER_NOISED
 from .core import calibrate_noise_to_epsilon, compute_epsilon
 
 BENCHMARK = "benchmark"  # the original's formula (core.compute_epsilon); other names are Opacus accountants
@@ -67,18 +71,23 @@ class PrivacyLedger:
         self.q, self.delta = q, delta
         self.steps = 0
         self.reported = math.nan
-        self.epochs: list[tuple[float, int]] = []  # (σ'_e, steps of epoch e)
+        self.claimed: list[float] = []  # σ'_e: what the reports claim for epoch e
+        self.epochs: list[tuple[float, int]] = []  # (σ accounted for epoch e, steps of epoch e)
 
-    def report(self, steps: int, sigma: float) -> float:
-        """Record the report σ after `steps` steps in all; return the multiplier σ'_e of the new steps."""
+    def report(self, steps: int, sigma: float, measured: float | None = None) -> float:
+        """Record the report σ after `steps` steps in all, and the audit's σ̂ of the epoch when it is to be
+        trusted over the claim; return the multiplier accounted for the new steps."""
         new = steps - self.steps
-        accounted = sum(n / s**2 for s, n in self.epochs)
+        previous = sum(n / s**2 for s, (_, n) in zip(self.claimed, self.epochs))
         claimed = steps / sigma**2
         # The report itself, unless the claim needs less noise on the new steps (beyond float rounding).
-        if accounted + new / sigma**2 >= claimed * (1 - 1e-12):
+        if previous + new / sigma**2 >= claimed * (1 - 1e-12):
             multiplier = sigma
         else:
-            multiplier = math.sqrt(new / (claimed - accounted))
+            multiplier = math.sqrt(new / (claimed - previous))
+        self.claimed.append(multiplier)
+        if measured is not None and measured < UNDER_NOISED * multiplier:
+            multiplier = measured
         self.epochs.append((multiplier, new))
         self.steps, self.reported = steps, sigma
         return multiplier
@@ -106,7 +115,7 @@ class PrivacyLedger:
         projected = opacus_epsilon(accountant, self.groups(remaining), self.delta)
         if projected > target_epsilon * (1 + 1e-9):
             raise BudgetExceeded(
-                f"privacy budget exceeded: after epoch {epoch}/{epochs} the reported noise would spend "
+                f"privacy budget exceeded: after epoch {epoch}/{epochs} the noise would spend "
                 f"epsilon={projected:.4f} over {total_steps} steps, above the target {target_epsilon} "
-                f"(accountant {accountant}, delta={self.delta}, per-epoch sigma "
+                f"(accountant {accountant}, delta={self.delta}, per-epoch sigma accounted "
                 f"{','.join(f'{s:.4f}' for s, _ in self.epochs)})")

@@ -7,11 +7,13 @@ order, from the same generators. What differs is speed: the data
 lives on the device and per-example gradients come from one vectorised pass
 per batch (vectorised.py). The protocol decides the accounting (accounting.py):
 `mlsbench` calibrates σ and reports ε with the benchmark's formula,
-`corrected` with an Opacus accountant, fails a run whose spend would exceed
-the target, and makes the final test accuracy the score (the original's
-best_accuracy is picked on the test set). Every run also reports
-`epsilon_rdp` (Opacus RDP over the σ the mechanism reported) and the privacy
-audit's verdict (audit.py). The command line and its errors are the shared
+`corrected` with an Opacus accountant over the noise actually added (an
+epoch the privacy audit, audit.py, finds under-noised is accounted with the
+measured σ̂), fails a run whose spend would exceed the target, and makes the
+final test accuracy the score (the original's best_accuracy is picked on the
+test set). Every run also reports `epsilon_rdp` (Opacus RDP over the σ
+accounted), the audit's verdict and `private`: whether the run may be ranked
+as private at its target (`is_private`). The command line and its errors are the shared
 skeleton's (`optrepro.tasks.cli`).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 from dataclasses import asdict
 from pathlib import Path
 
@@ -88,11 +91,13 @@ def reported_sigma(path: str, value) -> float:
 
 
 def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                y: torch.Tensor, config: DPSGDConfig, epoch: int, step: int,
-                audits: list) -> tuple[int, float, float]:
-    """One training epoch, auditing its middle batch into `audits`; (global step after it, train loss, train acc %)."""
+                y: torch.Tensor, config: DPSGDConfig, epoch: int, step: int, audits: list,
+                audit_rng: random.Random) -> tuple[int, float, float]:
+    """One training epoch, auditing one batch drawn from the private `audit_rng` into `audits`; (global step after
+    it, train loss, train acc %)."""
     model.train()
     batch, steps = config.batch_size, x.shape[0] // config.batch_size
+    audited = audit_rng.randrange(steps) if config.audit else -1
     order = epoch_order(x.shape[0]).to(x.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
@@ -100,8 +105,8 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
         rows = order[index * batch:(index + 1) * batch]
         xb, yb = x[rows], y[rows]
         grads = per_sample_gradients(model, xb, yb)
-        if config.audit and index == steps // 2:
-            audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm))
+        if index == audited:
+            audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm, audit_rng))
         private_step(path, mechanism, model, optimizer, grads, step, epoch)
         with torch.no_grad():  # step 4: running loss and accuracy of the updated model on this batch
             logits = model(xb)
@@ -115,11 +120,24 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
     return step, loss_sum.item() / (steps * batch), 100.0 * correct.item() / (steps * batch)
 
 
-def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Tensor, ...]) -> dict[str, object]:
+def is_private(audit: str, protocol_accountant: str) -> bool:
+    """Whether a run may be ranked as private at its target: never with noise that depends on the data or with a
+    mechanism that could not be audited; under `mlsbench` (the benchmark's formula, which accounts the reported
+    σ) not when the audit measured less noise than reported either. Under `corrected` an under-noised epoch
+    was accounted with the measured σ̂, and a spend above the target has already failed the run."""
+    if audit in ("data-dependent", "not-audited"):
+        return False
+    return protocol_accountant != BENCHMARK or not audit.startswith("under-noised")
+
+
+def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Tensor, ...],
+                  audit_rng: random.Random | None = None) -> dict[str, object]:
     """Train and account one run, printing every line; return the FINAL_METRICS fields.
 
-    Seeding here rather than before loading the data draws the same numbers: loading draws none.
+    Seeding here rather than before loading the data draws the same numbers: loading draws none. The audit draws
+    from `audit_rng`, by default seeded from the operating system, which the mechanism cannot see or predict.
     """
+    audit_rng = audit_rng or random.Random(int.from_bytes(os.urandom(16), "big"))
     set_global_seed(seed)
     x_train, y_train, x_test, y_test = data
     n, batch = x_train.shape[0], config.batch_size
@@ -144,10 +162,12 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
     step, best = 0, 0.0
     for epoch in range(1, config.epochs + 1):
         step, train_loss, train_acc = train_epoch(strategy.path, mechanism, model, optimizer, x_train, y_train,
-                                                  config, epoch, step, audits)
+                                                  config, epoch, step, audits, audit_rng)
         test_loss, test_acc = evaluate(model, x_test, y_test)
         value = call_strategy(strategy.path, "get_effective_sigma", mechanism.get_effective_sigma, step, epoch)
-        ledger.report(step, reported_sigma(strategy.path, value))
+        point = audits[-1] if audits and audits[-1] is not None and audits[-1].epoch == epoch else None
+        measured = point.sigma if point is not None and config.accountant != BENCHMARK else None
+        ledger.report(step, reported_sigma(strategy.path, value), measured)
         print(format_epoch(epoch, config.epochs, train_loss, train_acc, test_loss, test_acc,
                            ledger.epsilon(config.accountant), ledger.reported), flush=True)
         best = max(best, test_acc)
@@ -160,10 +180,11 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
     emit("TEST_METRICS", {"accuracy": accuracy, "epsilon": epsilon, "best_accuracy": best}, FOUR_DECIMALS)
     print(flush=True)
     print(format_final_results(accuracy, best, epsilon), flush=True)
-    audit, audit_ratio = verdict(audits, [s for s, _ in ledger.epochs]) if config.audit else ("off", math.nan)
+    audit, audit_ratio = verdict(audits, ledger.claimed) if config.audit else ("off", math.nan)
     metrics = {"score": best if config.accountant == BENCHMARK else accuracy, "accuracy": accuracy,
                "best_accuracy": best, "epsilon": epsilon, "epsilon_rdp": ledger.epsilon("rdp"), "sigma": sigma,
-               "sigma_reported": ledger.reported, "audit": audit, "audit_ratio": audit_ratio}
+               "sigma_reported": ledger.reported, "audit": audit, "audit_ratio": audit_ratio,
+               "private": int(is_private(audit, config.accountant)), "target_epsilon": config.target_epsilon}
     emit("FINAL_METRICS", metrics, FOUR_DECIMALS)
     return metrics
 
