@@ -191,3 +191,11 @@ def test_a_run_that_is_not_private_keeps_its_numbers_but_is_never_ranked():
     assert rows["standard_dpsgd"].cells[2].best and not rows["sneaky"].cells[2].best
     assert rows["sneaky"].warning.startswith("not ranked: not private at the reported noise")
     assert "ε under a standard accountant" in rows["standard_dpsgd"].warning
+
+
+def test_a_task_this_checkout_does_not_know_is_summarised_without_declarations():
+    """Results copied from another checkout: no directions, no headline preference, no judgements, no error."""
+    rows = [{**run("a", seed, accuracy=0.5 + seed / 10), "task": "chess"} for seed in (1, 2)]
+    summary = blank_missing_text(summarize(pd.DataFrame(rows), {}))
+    assert set(summary["direction"]) == {""} and set(summary["excluded"]) == {""} and set(summary["caveat"]) == {""}
+    assert cell(summary, "a")["mean"] == pytest.approx(0.65)

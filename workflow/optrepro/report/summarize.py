@@ -26,7 +26,7 @@ import pandas as pd
 
 from ..collect import IDENTITY, PROVENANCE
 from ..files import write_csv_atomic
-from ..tasks import task_info
+from ..tasks import declared
 from .stats import check_direction, seed_stats, welch_p
 
 CELL = ["task", "protocol", "benchmark", "strategy", "scale"]
@@ -46,12 +46,8 @@ def read_table(path: Path) -> pd.DataFrame:
 def declarations(task: str) -> tuple[dict[str, str], dict[str, str]]:
     """The task's declared metrics with their directions (in order) and its headline metric per benchmark;
     none for a task this checkout does not know."""
-    try:
-        info = task_info(task)
-    except KeyError:
-        return {}, {}
-    return ({metric: check_direction(direction) for metric, direction in info.METRICS.items()},
-            getattr(info, "HEADLINE", {}))
+    return ({metric: check_direction(direction) for metric, direction in declared(task, "METRICS", {}).items()},
+            declared(task, "HEADLINE", {}))
 
 
 def is_numeric(values: pd.Series) -> bool:
@@ -88,13 +84,9 @@ def with_seeds(found: dict[str, list[object]]) -> str:
 
 def judgements(task: str, ok: pd.DataFrame) -> dict[str, str]:
     """The task's `ranking_exclusion` and `caveat` of a cell's ok runs, each text with its seeds."""
-    try:
-        info = task_info(task)
-    except KeyError:
-        return dict.fromkeys(JUDGEMENTS, "")
     result = {}
     for column, name in zip(JUDGEMENTS, ("ranking_exclusion", "caveat")):
-        judge, found = getattr(info, name, None), {}
+        judge, found = declared(task, name), {}
         for _, run in ok.iterrows() if judge else ():
             found.setdefault(judge(run.dropna().to_dict()), []).append(run["seed"])
         result[column] = with_seeds(found)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..tasks import task_info
+from ..tasks import declared
 from .stats import DIRECTIONS, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
 
 SIGNIFICANCE = 0.05
@@ -113,10 +113,7 @@ def main_metrics(cells: pd.DataFrame) -> list[str]:
 
 def metric_note(task: str, metric: str) -> str:
     """What the task says a reader must know about a metric ('' when nothing, or for a task this checkout lacks)."""
-    try:
-        return getattr(task_info(task), "METRIC_NOTES", {}).get(metric, "")
-    except KeyError:
-        return ""
+    return declared(task, "METRIC_NOTES", {}).get(metric, "")
 
 
 def count_cell(row: pd.Series) -> Cell:

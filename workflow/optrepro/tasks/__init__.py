@@ -38,3 +38,9 @@ def task_info(task: str) -> ModuleType:
     if task not in TASKS:
         raise KeyError(f"unknown task {task!r}; known tasks: {', '.join(TASKS)}")
     return importlib.import_module(f"{__name__}.{task}")
+
+
+def declared(task: str, name: str, default: object = None) -> object:
+    """A task's declaration `name` (listed above), or `default` where the task lacks it or this checkout does not
+    know the task (a report may be rebuilt from results of another checkout)."""
+    return getattr(task_info(task), name, default) if task in TASKS else default

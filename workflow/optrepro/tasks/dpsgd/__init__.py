@@ -7,7 +7,15 @@ is never ranked (`ranking_exclusion`); a spend above the target under a
 standard accountant is shown beside a ranked run (`caveat`).
 """
 
-from .config import BENCHMARKS, DATASETS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config  # noqa: F401
+from .config import (
+    BENCHMARKS,
+    DATASETS,
+    OVERRIDE_FIELDS,
+    PROTOCOLS,
+    job_resources,
+    parse_overrides,
+    resolve_config,
+)
 
 METRICS = {"score": "higher", "accuracy": "higher", "best_accuracy": "higher", "epsilon": "lower",
            "epsilon_rdp": "lower", "audit_ratio": "higher"}
@@ -33,3 +41,7 @@ def caveat(run) -> str:
     if isinstance(rdp, (int, float)) and isinstance(target, (int, float)) and rdp > target * (1 + 1e-9):
         return f"ε under a standard accountant (Opacus RDP) {rdp:.1f} > target {target:g}"
     return ""
+
+# The task's interface (optrepro.tasks), read by the workflow and the report without torch.
+__all__ = ["BENCHMARKS", "DATASETS", "OVERRIDE_FIELDS", "PROTOCOLS", "job_resources", "parse_overrides",
+           "resolve_config", "METRICS", "ranking_exclusion", "caveat"]

@@ -165,7 +165,7 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
                                                   config, epoch, step, audits, audit_rng)
         test_loss, test_acc = evaluate(model, x_test, y_test)
         value = call_strategy(strategy.path, "get_effective_sigma", mechanism.get_effective_sigma, step, epoch)
-        point = audits[-1] if audits and audits[-1] is not None and audits[-1].epoch == epoch else None
+        point = audits[-1] if config.audit else None  # this epoch's audit (None: the mechanism was not auditable)
         measured = point.sigma if point is not None and config.accountant != BENCHMARK else None
         ledger.report(step, reported_sigma(strategy.path, value), measured)
         print(format_epoch(epoch, config.epochs, train_loss, train_acc, test_loss, test_acc,
