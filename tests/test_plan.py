@@ -107,3 +107,12 @@ def test_the_shipped_configurations_pass_the_override_checks():
         config = yaml.safe_load((REPO / "config" / name).read_text())
         for task in config["tasks"]:
             assert plan.override_problems(config, task) == [], (name, task)
+
+
+def test_fetch_arguments_pass_sources_and_both_manifests():
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    arguments = plan.fetch_arguments(config, "cifar10")
+    assert arguments == ["--source=torchvision",
+                         "--archive=cifar-10-python.tar.gz="
+                         "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"]
+    assert sum(a.startswith("--sha256=MNIST/raw/") for a in plan.fetch_arguments(config, "mnist")) == 4

