@@ -26,7 +26,7 @@ test: $(VENV)/.installed  ## the test suite
 
 lint: $(VENV)/.installed  ## ruff, snakefmt and Snakemake's own linter (what CI runs before the tests)
 	$(BIN)/ruff check .
-	$(BIN)/snakefmt --check workflow
+	$(BIN)/snakefmt --check Snakefile workflow
 	$(SNAKEMAKE) --lint --configfile config/quick.yaml
 
 bench: $(VENV)/.installed  ## speed benchmarks on this machine's best device

@@ -116,3 +116,12 @@ def test_fetch_arguments_pass_sources_and_both_manifests():
                          "--archive=cifar-10-python.tar.gz="
                          "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"]
     assert sum(a.startswith("--sha256=MNIST/raw/") for a in plan.fetch_arguments(config, "mnist")) == 4
+
+
+def test_the_full_plan_counts_the_readme_states():
+    """config/config.yaml: every shipped strategy x benchmark x protocol x seed (README, "Full reproduction")."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    runs = plan.planned_runs(config, REPO)
+    counts = {task: sum(run.task == task for run in runs) for task in config["tasks"]}
+    assert counts == {"parity": 14 * 3 * 2 * 3, "bilevel": 20 * 3 * 2 * 3, "dpsgd": 11 * 3 * 2 * 3}
+    assert len(runs) == len(set(runs)) == 810

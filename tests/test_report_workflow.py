@@ -16,7 +16,7 @@ from test_collect import parity_log, toy_log, write_run
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "1"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
 REPORT_RULES = ["write_config", "list_runs", "collect", "summarize", "draw_figures", "render_report", "all"]
 STRATEGIES = {"parity": ["default", "multi_epoch"], "bilevel": ["v_pbgd", "g_pbgd"]}
 REFERENCE = ("task,benchmark,strategy,protocol,seed,metric,value,source\n"

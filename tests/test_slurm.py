@@ -1,4 +1,4 @@
-"""The workflow on a real one-node SLURM cluster (tests/slurm/cluster.sh) through workflow/profiles/slurm, on CPU.
+"""The workflow on a real one-node SLURM cluster (tests/slurm/cluster.sh) through profiles/slurm, on CPU.
 
 Every Snakemake call runs under `timeout -s KILL` so that a polling problem fails
 the test instead of hanging CI.
@@ -19,7 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
 SLURM_ARGS = ["--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"), "--config", "device=cpu",
               "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--jobs", "4"]
 BROKEN = '''

@@ -13,7 +13,7 @@ import yaml
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--cores", "2"]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 BROKEN = '''
 def init_model(model, config):
     pass
@@ -134,3 +134,15 @@ def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_p
     # the next invocation tries the fetch again (and the hyper-cleaning run after it)
     assert "fetch of mnist failed last time; trying again" in snakemake(tmp_path)
     assert pd.read_csv(tmp_path / "results/tables/runs.csv").status.tolist().count("failed") == 1
+
+
+def test_the_full_reproduction_plans_from_the_repository_root():
+    """`snakemake -n` where a user types it: the root Snakefile, config/config.yaml, every job of every task."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock"], cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = planned_jobs(result.stdout)
+    assert sum(rule == "train" for rule, _ in jobs) == 810
+    assert {rule for rule, _ in jobs} == {"fetch_data", "train", "list_runs", "collect", "summarize", "write_config",
+                                          "draw_figures", "render_report", "all"}
+    assert sum(rule == "fetch_data" for rule, _ in jobs) == 3

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-REPO = Path(workflow.basedir).parent
+REPO = Path(workflow.basedir)
 PACKAGE_PATH = str(REPO / "workflow")
 sys.path.insert(0, PACKAGE_PATH)
 # Jobs run `python -m optrepro...` with this environment's interpreter and package.

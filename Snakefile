@@ -1,7 +1,7 @@
 # optrepro: reproduce ML optimization benchmarks and compare their strategies.
 #   snakemake --cores all                                  full reproduction (config/config.yaml)
 #   snakemake --cores all --configfile config/quick.yaml   quick scale
-# The profile workflow/profiles/default is applied automatically.
+# The profile profiles/default is applied automatically.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,7 +15,7 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-include: "rules/common.smk"
+include: "workflow/rules/common.smk"
 
 
 # Cheap steps that read or write many small files run where snakemake runs (on a cluster,
@@ -31,10 +31,10 @@ localrules:
     render_report,
 
 
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/collect.smk"
-include: "rules/report.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/collect.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
