@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: quick full report test lint bench
+.PHONY: quick full plan report test lint bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ quick: $(VENV)/.installed  ## the whole workflow at quick scale -> reports/repor
 
 full: $(VENV)/.installed  ## the full reproduction (config/config.yaml; GPU scale)
 	$(SNAKEMAKE)
+
+PLAN ?= config/config.yaml
+plan: $(VENV)/.installed  ## runs per task/benchmark/protocol, memory and time per job, device hours (PLAN=...)
+	PYTHONPATH=workflow $(BIN)/python -m optrepro.plan --configfile $(PLAN)
 
 CONFIG ?= config/quick.yaml
 report: $(VENV)/.installed  ## rebuild every report output from existing results/ (also copied from elsewhere), no training (CONFIG=...)

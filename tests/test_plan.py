@@ -125,3 +125,29 @@ def test_the_full_plan_counts_the_readme_states():
     counts = {task: sum(run.task == task for run in runs) for task in config["tasks"]}
     assert counts == {"parity": 14 * 3 * 2 * 3, "bilevel": 20 * 3 * 2 * 3, "dpsgd": 11 * 3 * 2 * 3}
     assert len(runs) == len(set(runs)) == 810
+
+
+def test_make_plan_prints_runs_and_device_hours_from_the_job_sizing(capsys):
+    """`python -m optrepro.plan`: one line per task x benchmark x protocol, the same sizing the train rule
+    requests, totals per task and overall."""
+    assert plan.main(["--configfile", str(REPO / "config/config.yaml")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    config = plan.load_config(REPO / "config/config.yaml")
+    rows = plan.costs(config, REPO)
+    assert len(rows) == 18 and sum(row["runs"] for row in rows) == 810
+    toy = next(row for row in rows if (row["benchmark"], row["protocol"]) == ("toy-convergence", "mlsbench"))
+    assert toy["runs"] == 60 and toy["runtime_min"] == plan.job_resources(config, "bilevel", "toy-convergence",
+                                                                           "mlsbench")["runtime"]
+    assert toy["hours"] == pytest.approx(60 * toy["runtime_min"] / 60)
+    total = next(line for line in lines if line.startswith("total"))
+    assert total.split()[1:] == ["810", f"{sum(row['hours'] for row in rows):.1f}"]
+    assert [line.split()[0] for line in lines if line.split()[1:2] == ["toy-convergence"]] == ["bilevel", "bilevel"]
+
+
+def test_plan_of_a_broken_configuration_is_one_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seeds: [1]\ntasks:\n  parity:\n    benchmarks: [n99-k8]\n")
+    assert plan.main(["--configfile", str(bad)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("ERROR: invalid configuration:") and "unknown benchmark 'n99-k8'" in error
+    assert error.count("\n") == 1

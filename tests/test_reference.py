@@ -58,8 +58,10 @@ def test_import_parity_logs_reads_benchmark_and_seed_from_file_names(tmp_path):
         logs.append(tmp_path / name)
         logs[-1].write_text(parity_log(accuracy))
     assert run_import(tmp_path / "ref.csv", "--task", "parity", "--strategy", "default", *logs) == 0
+    assert (tmp_path / "ref.csv").read_text().splitlines()[0] == ",".join(COLUMNS)
     table = read_reference(tmp_path / "ref.csv")
-    assert list(table.columns) == COLUMNS and set(table.benchmark) == {"n64-k8"} and set(table.seed) == {"42", "123"}
+    assert list(table.columns) == [*COLUMNS, "printed"]
+    assert set(table.benchmark) == {"n64-k8"} and set(table.seed) == {"42", "123"}
     assert set(table.protocol) == {"mlsbench"} and set(table.source) == {"original benchmark, 3 seeds"}
     seed42 = table[table.seed == "42"].set_index("metric").value
     assert seed42.to_dict() == {"mean_steps": 250.0, "num_runs": 2, "score": 0.953125, "test_accuracy": 0.953125,

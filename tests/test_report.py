@@ -270,3 +270,17 @@ def test_a_cells_run_notes_are_shown_with_their_seeds():
     rows += [{**run("n32-k8", "default", 1, accuracy=0.9), "notes": ""}]
     warnings = cell_warnings(pd.DataFrame(rows))
     assert warnings == {("parity", "mlsbench", "n32-k8", "cube", "quick"): f"{cut} (seed 1, 2)"}
+
+
+def test_the_report_opens_with_the_reproduction_summary_and_the_corrections(report, html):
+    """Quick-scale runs are never judged against the (full-scale) references; benchmarks run under both
+    protocols get the rankings side by side."""
+    headings = re.findall(r'<h2 id="([^"]+)"', html)
+    assert headings[:4] == ["reproduction", "corrections", "quick-parity-mlsbench", "quick-parity-corrected"]
+    summary = section(html, '<h2 id="reproduction">')
+    assert "0 of 3 baseline cells reproduced (3 scale differs)." in summary
+    assert "our runs are at scale quick" in table_by_id(html, "reproduction-parity")
+    corrections = section(html, '<h2 id="corrections">')
+    assert "parity n32-k8: τ undefined (1 strategy ranked under both protocols)" in corrections
+    assert "protocols-quick-parity-n32-k8" in report.tex
+    assert "## Reproduction summary" in report.markdown and "0 of 3 baseline cells reproduced" in report.markdown

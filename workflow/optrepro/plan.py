@@ -2,16 +2,24 @@
 
 `check_config` turns a schema-valid config into one precise message per
 problem (unknown benchmark, missing strategy file, ...); `planned_runs` lists
-every task x protocol x benchmark x strategy x seed job.
+every task x protocol x benchmark x strategy x seed job; `costs` adds up what
+they will ask of a machine or cluster.
+
+`python -m optrepro.plan --configfile config/config.yaml` (`make plan`) prints
+that cost before anything runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
+import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .provenance import REPO_DIR, driver_files
 from .tasks import TASKS, task_info
 
 # Where one run's files live: the train rule's output pattern and every planned run's folder.
@@ -117,8 +125,6 @@ def strategy_file(config: dict, basedir: str | Path, task: str, strategy: str) -
 def driver_sources(task: str) -> tuple[str, ...]:
     """The files a task's results depend on, so that editing them reruns its jobs; found once per task and
     workflow parse (walking the imports takes ~60 ms, and the full plan asks 810 times)."""
-    from .provenance import driver_files
-
     return tuple(str(p) for p in driver_files(task))
 
 
@@ -182,3 +188,65 @@ def gpus_per_job(config: dict) -> int:
 def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
     """Memory (mem_mb) and runtime (minutes) one training job should request, sized by its task."""
     return task_info(task).job_resources(benchmark, protocol, overrides(config, task))
+
+
+def load_config(path: str | Path) -> dict:
+    """A configuration file as the workflow sees it: schema-checked, defaults filled in."""
+    import yaml
+    from snakemake.utils import validate
+
+    config = yaml.safe_load(Path(path).read_text())
+    validate(config, schema=str(REPO_DIR / "config" / "schema.yaml"))
+    return config
+
+
+def costs(config: dict, basedir: str | Path) -> list[dict[str, object]]:
+    """Per task x benchmark x protocol, in the configuration's order: the number of runs, each job's memory and
+    time limit (the sizing the cluster profile requests), and the device hours those limits add up to."""
+    counted = Counter((run.task, run.benchmark, run.protocol) for run in planned_runs(config, basedir))
+    rows = []
+    for (task, benchmark, protocol), runs in counted.items():
+        sized = job_resources(config, task, benchmark, protocol)
+        rows.append({"task": task, "benchmark": benchmark, "protocol": protocol, "runs": runs,
+                     "mem_mb": sized["mem_mb"], "runtime_min": sized["runtime"],
+                     "hours": runs * sized["runtime"] / 60})
+    return rows
+
+
+def cost_report(config: dict, basedir: str | Path) -> str:
+    """`costs` as the text `make plan` prints."""
+    rows = costs(config, basedir)
+    header = f"{'task':<8} {'benchmark':<18} {'protocol':<10} {'runs':>5} {'GB/job':>7} {'min/job':>8} {'hours':>8}"
+    lines = [header, "-" * len(header)]
+    lines += [f"{r['task']:<8} {r['benchmark']:<18} {r['protocol']:<10} {r['runs']:>5} {r['mem_mb'] / 1000:>7.1f} "
+              f"{r['runtime_min']:>8} {r['hours']:>8.1f}" for r in rows]
+    lines.append("-" * len(header))
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        lines.append(f"{task:<38} {sum(r['runs'] for r in mine):>5} {'':>16} {sum(r['hours'] for r in mine):>8.1f}")
+    lines.append(f"{'total':<38} {sum(r['runs'] for r in rows):>5} {'':>16} {sum(r['hours'] for r in rows):>8.1f}")
+    lines.append(f"scale {config.get('scale', 'full')}, device {config.get('device', 'auto')}, "
+                 f"{config.get('train_threads', 1)} CPU thread(s) per job. Each job's time limit is its task's "
+                 "sizing (optrepro.tasks.<task>.job_resources, CPU throughput) doubled plus a start-up margin, so "
+                 "the hours are an upper bound of what the runs take on that hardware; a GPU is faster.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m optrepro.plan", description="what a configuration will run "
+                                     "and cost: runs, memory and time per job, device hours")
+    parser.add_argument("--configfile", type=Path, default=REPO_DIR / "config" / "config.yaml",
+                        help="the configuration (default: config/config.yaml)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.configfile)
+        check_config(config, REPO_DIR)
+    except (ConfigError, OSError, ValueError) as error:
+        print(f"ERROR: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    print(cost_report(config, REPO_DIR))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

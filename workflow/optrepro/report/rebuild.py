@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from .. import plan
 from ..collect import write_tables
 from ..files import write_text_atomic
@@ -32,15 +30,6 @@ from .summarize import config_references, read_table, write_summary
 
 TABLES = Path("results/tables")
 REPORTS = Path("reports")
-
-
-def load_config(path: Path) -> dict:
-    """The configuration as the workflow sees it: schema-checked, defaults filled in."""
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(path.read_text())
-    validate(config, schema=str(REPO_DIR / "config" / "schema.yaml"))
-    return config
 
 
 def rebuild(config: dict) -> None:
@@ -72,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the configuration the results were run with (default: config/config.yaml)")
     args = parser.parse_args(argv)
     try:
-        rebuild(load_config(args.configfile))
+        rebuild(plan.load_config(args.configfile))
     except plan.ConfigError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2

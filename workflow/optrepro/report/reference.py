@@ -47,7 +47,8 @@ def reference_path(config: dict, basedir: str | Path) -> Path | None:
 
 
 def read_reference(path: str | Path) -> pd.DataFrame:
-    """Read and check a reference file: every column present, seeds integers or `mean`, values numbers."""
+    """Read and check a reference file: every column present, seeds integers or `mean`, values numbers (the text
+    as printed is kept in `printed`: its precision is what a reproduction is judged at)."""
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [column for column in COLUMNS if column not in table.columns]
     if missing:
@@ -60,7 +61,7 @@ def read_reference(path: str | Path) -> pd.DataFrame:
         if bad.any():
             lines = ", ".join(str(i + 2) for i in table.index[bad][:5])
             raise ReferenceError(f"{path}: {label} on line(s) {lines}")
-    return table.assign(value=value)
+    return table.assign(value=value, printed=table["value"].str.strip())
 
 
 def reference_values(reference: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +131,7 @@ def import_log(path: Path, task: str, strategy: str, protocol: str, source: str,
 def merge(existing: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """Existing rows with the new ones added; a new row replaces an existing one with the same key."""
     kept = existing[~existing.set_index(KEY).index.isin(new.set_index(KEY).index)]
-    return pd.concat([kept, new], ignore_index=True).sort_values(KEY, kind="stable", ignore_index=True)
+    return pd.concat([kept, new], ignore_index=True)[COLUMNS].sort_values(KEY, kind="stable", ignore_index=True)
 
 
 def import_logs(args: argparse.Namespace) -> pd.DataFrame:

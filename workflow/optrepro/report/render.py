@@ -34,13 +34,17 @@ from ..files import atomic_directory, write_json_atomic, write_text_atomic
 from .figures import Figure, read_manifest
 from .lineage import cell_warnings, provenance
 from .reference import compare, read_reference
+from .reproduction import RULE, compare_protocols, conclusion_changes, corrections_paragraph, count_sentence, verdicts
+from .stats import SIGNIFICANCE
 from .summarize import blank_missing_text, read_table
 from .tables import (
-    SIGNIFICANCE,
     Table,
+    changes_table,
     profile_table,
+    protocol_table,
     ranking_table,
     reference_table,
+    reproduction_table,
     result_table,
     slug,
     statistics_table,
@@ -79,7 +83,8 @@ TEX = jinja2.Environment(autoescape=False, finalize=tex_escape, block_start_stri
 
 @dataclass
 class Part:
-    """A heading of the report with its tables (statistics tables go to a collapsed block) and figures."""
+    """A heading of the report with its opening text, tables (statistics tables go to a collapsed block) and
+    figures."""
 
     title: str
     anchor: str
@@ -87,6 +92,7 @@ class Part:
     details: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     parts: list["Part"] = field(default_factory=list)
+    text: str = ""
 
 
 def scale_label(scale: str) -> str:
@@ -143,6 +149,32 @@ def sections(summary: pd.DataFrame, runs: pd.DataFrame, comparison: pd.DataFrame
     return result
 
 
+def opening_parts(runs: pd.DataFrame, summary: pd.DataFrame, reference: pd.DataFrame | None,
+                  config: dict) -> list[Part]:
+    """What the report opens with: did the original's numbers reproduce (with a reference file), and which
+    conclusions survive the corrections (for benchmarks run under both protocols)."""
+    parts = []
+    judged = verdicts(runs, reference) if reference is not None else pd.DataFrame()
+    if len(judged):
+        order = config_order(config)
+        part = Part("Reproduction summary", "reproduction", text=f"{count_sentence(judged)} {RULE}")
+        for task, rows in sorted(judged.groupby("task", sort=False), key=lambda g: order((g[0], "mlsbench"))):
+            part.tables.append(reproduction_table(rows, f"Reproduction: {task}", f"reproduction-{task}"))
+        parts.append(part)
+    comparisons = compare_protocols(summary)
+    if comparisons:
+        changes = conclusion_changes(comparisons)
+        part = Part("Which conclusions survive the corrections", "corrections",
+                    text=corrections_paragraph(comparisons, changes))
+        if len(changes):
+            part.tables.append(changes_table(changes, "Conclusions that change under the corrections",
+                                             "corrections-changes"))
+        part.tables += [protocol_table(c, f"mlsbench vs corrected: {c['task']} · {c['benchmark']}",
+                                       slug("protocols", c["scale"], c["task"], c["benchmark"])) for c in comparisons]
+        parts.append(part)
+    return parts
+
+
 def all_tables(parts: list[Part]) -> list[Table]:
     return [table for part in parts for table in part.tables + part.details + all_tables(part.parts)]
 
@@ -181,11 +213,13 @@ def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figur
     comparison = compare(summary, reference) if reference is not None else pd.DataFrame(
         columns=["task", "protocol", "benchmark"])
     parts = sections(summary, runs, comparison, figures, config)
+    opening = opening_parts(runs, summary, reference, config)
     record = provenance(runs, config, missing_runs or [])
     scale = config.get("scale", "full")
     context = {
         "scale": scale, "scale_label": scale_label(scale), "best": BEST, "significance": SIGNIFICANCE,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "sections": parts,
+        "opening": opening,
         "n_runs": len(runs), "n_ok": int((runs["status"] == "ok").sum()), "failed": record["failed_runs"],
         "missing": record["missing_runs"], "cells": page_provenance(record),
         "warnings": [cell for cell in record["cells"] if cell["warning"]],
@@ -195,7 +229,7 @@ def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figur
     html = HTML.get_template("report.html.j2").render(
         **context, images=images(figures_dir, figures) if figures_dir else {})
     markdown = MARKDOWN.get_template("report.md.j2").render(**context)
-    tex = {table.name: TEX.get_template("table.tex.j2").render(table=table) for table in all_tables(parts)}
+    tex = {table.name: TEX.get_template("table.tex.j2").render(table=table) for table in all_tables(opening + parts)}
     return Report(html, markdown, tex, record)
 
 

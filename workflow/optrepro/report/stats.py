@@ -18,6 +18,8 @@ import pandas as pd
 from scipy import stats
 
 DIRECTIONS = ("higher", "lower")
+# A difference from the reference strategy counts as significant below this p-value of Welch's t-test.
+SIGNIFICANCE = 0.05
 # AlgoPerf integrates performance profiles up to this ratio.
 TAU_MAX = 4.0
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..tasks import declared
-from .stats import DIRECTIONS, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
+from .reproduction import verdict_kind
+from .stats import DIRECTIONS, SIGNIFICANCE, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
 
-SIGNIFICANCE = 0.05
 TAUS = (1.0, 1.05, 1.25, 2.0, TAU_MAX)
 ARROWS = {"higher": "↑", "lower": "↓"}
 
@@ -251,3 +251,48 @@ def profile_table(group: pd.DataFrame, title: str, name: str) -> Table | None:
                "strategy counts as infinitely far.")
     return Table(name, title, caption, ["strategy", *(f"ρ({tau:g})" for tau in TAUS), "score"], rows,
                  [False] + [True] * (len(TAUS) + 1))
+
+
+def reproduction_table(verdicts: pd.DataFrame, title: str, name: str) -> Table:
+    """The original's numbers beside ours with a verdict, one row per reference cell (reproduction.verdicts)."""
+    rows = []
+    for _, row in verdicts.iterrows():
+        ours = "—" if row["n"] == 0 else number(row["mean"]) + (f" ± {number(row['std'])}" if row["n"] >= 2 else "")
+        interval = "—" if missing(row["low"]) else f"[{number(row['low'])}, {number(row['high'])}]"
+        rows.append(Row([Cell(row["strategy"]), Cell(row["benchmark"]),
+                         Cell(metric_label(row["metric"], row["direction"])), Cell(row["original"]),
+                         Cell(row["original_seeds"]), Cell(ours), Cell(str(int(row["n"]))), Cell(interval),
+                         Cell(row["verdict"], failed=row["verdict"] == "not reproduced"), Cell(row["why"])]))
+    caption = ("The original benchmark's published values (seeds as listed, or its mean) beside our mean ± std over "
+               "n ok full-scale seeds and the interval the verdict uses.")
+    return Table(name, title, caption, ["strategy", "benchmark", "metric", "original", "original seeds", "ours", "n",
+                                        "interval", "verdict", "why"], rows,
+                 [False, False, False, True, False, True, True, True, False, False])
+
+
+def protocol_table(comparison: dict, title: str, name: str) -> Table:
+    """One benchmark's ranks and conclusions against the reference strategy under both protocols
+    (reproduction.compare_protocols)."""
+    ranks, said, metrics = comparison["ranks"], comparison["said"], comparison["metrics"]
+    rows = [Row([Cell(strategy), *(Cell(number(ranks.at[strategy, p])) for p in ranks.columns),
+                 *(Cell(said.at[strategy, p], failed=verdict_kind(said.at[strategy, "mlsbench"])
+                        != verdict_kind(said.at[strategy, "corrected"])) for p in said.columns)],
+                reference=strategy == comparison["reference"]) for strategy in ranks.index]
+    ranked_by = ", ".join(f"{protocol}: {metric}" for protocol, metric in metrics.items())
+    caption = (f"Rank under each protocol on its own headline metric ({ranked_by}; 1 = best, ties share the average "
+               "rank, a strategy that may not be ranked has none) and its comparison with the reference strategy "
+               f"{comparison['reference']}; a conclusion in red differs between the protocols.")
+    return Table(name, title, caption, ["strategy", *(f"rank ({p})" for p in ranks.columns),
+                                        *(f"vs reference ({p})" for p in said.columns)], rows,
+                 [False, True, True, False, False])
+
+
+def changes_table(changes: pd.DataFrame, title: str, name: str) -> Table:
+    """Every conclusion against the reference strategy that differs between the protocols."""
+    rows = [Row([Cell(row["strategy"]), Cell(row["task"]), Cell(row["benchmark"]), Cell(row["mlsbench"]),
+                 Cell(row["corrected"])]) for _, row in changes.iterrows()]
+    caption = ("Strategies whose comparison with their task's reference strategy (headline metric, Welch's t-test "
+               f"at p < {SIGNIFICANCE}) is not the same under the benchmark's protocol (mlsbench) and the corrected "
+               "one: the conclusions that do not survive the corrections.")
+    return Table(name, title, caption, ["strategy", "task", "benchmark", "under mlsbench", "under corrected"], rows,
+                 [False] * 5)

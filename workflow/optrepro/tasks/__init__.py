@@ -8,6 +8,8 @@
   benchmarks, or a {protocol: metric} dict where protocols rank differently (default: the first declared
   metric the benchmark's runs print);
 * `METRIC_NOTES` (optional): metric -> what a reader must know about it (shown where it ranks);
+* `EXACT_PER_SEED` (optional): the (benchmark, protocol) pairs whose numbers the driver reproduces exactly for
+  a given seed, so the reproduction summary compares seed by seed at the printed precision;
 * `ranking_exclusion(run)`, `caveat(run)` (optional): for one run's row of runs.csv, why it may not be
   ranked (it keeps its numbers but gets no best mark, rank, profile or comparison with the reference
   strategy), and what must be shown beside it; '' when nothing;

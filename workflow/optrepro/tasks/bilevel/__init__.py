@@ -25,6 +25,8 @@ METRIC_NOTES = {
     "val_selected_test_accuracy": "the test accuracy of the evaluation with the lowest validation loss (nothing "
                                   "chosen on the test set)",
 }
+# The toy under `mlsbench` runs the original's own Python-float loop: a seed gives the original's numbers exactly.
+EXACT_PER_SEED = {("toy-convergence", "mlsbench")}
 METRICS = {
     # toy-convergence
     "convergence_steps": "lower", "median_steps": "lower", "success_rate": "higher",
@@ -37,4 +39,4 @@ METRICS = {
 
 # The task's interface (optrepro.tasks), read by the workflow and the report without torch.
 __all__ = ["BENCHMARKS", "DATASETS", "OVERRIDE_FIELDS", "PROTOCOLS", "job_resources", "parse_overrides",
-           "resolve_config", "HEADLINE", "METRICS", "METRIC_NOTES"]
+           "resolve_config", "HEADLINE", "METRICS", "METRIC_NOTES", "EXACT_PER_SEED"]

@@ -1,0 +1,149 @@
+"""The reproduction summary's verdicts and the mlsbench-vs-corrected comparison, on hand-made runs whose
+answers are worked out by hand (intervals from the t table, τ from counted pairs)."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from optrepro.report.reference import COLUMNS
+from optrepro.report.reproduction import (
+    compare_protocols,
+    conclusion_changes,
+    count_sentence,
+    half_unit,
+    prediction_interval,
+    verdicts,
+)
+from optrepro.report.summarize import blank_missing_text, summarize
+
+SOURCE = "hand-made"
+
+
+def runs_of(task, benchmark, strategy, values, metric, protocol="mlsbench", scale="full", seeds=(42, 123, 456),
+            status="ok"):
+    return [{"task": task, "protocol": protocol, "benchmark": benchmark, "strategy": strategy, "seed": seed,
+             "scale": scale, "status": status, metric: value} for seed, value in zip(seeds, values)]
+
+
+def reference(rows):
+    """Rows (task, benchmark, strategy, seed, metric, printed value) under mlsbench, read as read_reference does."""
+    table = pd.DataFrame([(t, b, s, "mlsbench", seed, m, v, SOURCE) for t, b, s, seed, m, v in rows], columns=COLUMNS)
+    return table.assign(printed=table["value"], value=pd.to_numeric(table["value"]))
+
+
+def verdict_of(table, strategy, metric):
+    row = table[(table["strategy"] == strategy) & (table["metric"] == metric)]
+    assert len(row) == 1
+    return row.iloc[0]
+
+
+def test_half_a_unit_of_the_printed_digit():
+    assert half_unit("261.256") == pytest.approx(0.0005)
+    assert half_unit("303.0") == pytest.approx(0.05)
+    assert half_unit("1e-05") == pytest.approx(5e-6)
+    assert half_unit("96") == pytest.approx(0.5)
+
+
+def test_prediction_interval_by_hand():
+    # mean 2, s = 1, n = 3: t(0.975, 2) = 4.3027 -> half-width 4.3027 * sqrt(1 + 1/3) = 4.968
+    low, high = prediction_interval(pd.Series([1.0, 2.0, 3.0]))
+    assert (low, high) == pytest.approx((2 - 4.968, 2 + 4.968), abs=1e-3)
+
+
+def test_seed_values_inside_and_outside_the_prediction_interval():
+    runs = pd.DataFrame(runs_of("dpsgd", "mnist", "standard_dpsgd", [96.0, 96.2, 96.4], "accuracy")
+                        + runs_of("dpsgd", "mnist", "noise_decay", [90.0, 90.1, 90.2], "accuracy"))
+    ref = reference([("dpsgd", "mnist", "standard_dpsgd", "42", "accuracy", "96.9"),  # mean 96.2, s 0.2: PI ±0.99
+                     ("dpsgd", "mnist", "noise_decay", "42", "accuracy", "90.1"),
+                     ("dpsgd", "mnist", "noise_decay", "123", "accuracy", "91.0")])  # PI 90.1 ± 0.50: outside
+    table = verdicts(runs, ref)
+    inside = verdict_of(table, "standard_dpsgd", "accuracy")
+    assert inside["verdict"] == "reproduced" and inside["why"] == "inside our 95% prediction interval"
+    assert (inside["low"], inside["high"]) == pytest.approx((96.2 - 0.9937, 96.2 + 0.9937), abs=1e-3)
+    outside = verdict_of(table, "noise_decay", "accuracy")
+    assert outside["verdict"] == "not reproduced" and outside["why"].endswith(": 91.0")
+    assert count_sentence(table) == "1 of 2 baseline cells reproduced (1 not reproduced)."
+
+
+def test_no_spread_is_judged_at_the_printed_precision():
+    """ε is a formula of the configuration: every seed gives 3.001583; the original printed 3.0016."""
+    runs = pd.DataFrame(runs_of("dpsgd", "mnist", "standard_dpsgd", [3.001583] * 3, "epsilon"))
+    assert verdicts(runs, reference([("dpsgd", "mnist", "standard_dpsgd", "42", "epsilon", "3.0016")])
+                    ).iloc[0]["verdict"] == "reproduced"
+    assert verdicts(runs, reference([("dpsgd", "mnist", "standard_dpsgd", "42", "epsilon", "3.0017")])
+                    ).iloc[0]["verdict"] == "not reproduced"
+
+
+def test_the_toy_is_compared_seed_by_seed():
+    runs = pd.DataFrame(runs_of("bilevel", "toy-convergence", "v_pbgd", [261.2561, 260.4574, 262.0],
+                                "convergence_steps"))
+    same = reference([("bilevel", "toy-convergence", "v_pbgd", "42", "convergence_steps", "261.256"),
+                      ("bilevel", "toy-convergence", "v_pbgd", "123", "convergence_steps", "260.457")])
+    row = verdicts(runs, same).iloc[0]
+    assert row["verdict"] == "reproduced" and row["why"] == "equal at the printed precision for seed(s) 42, 123"
+    # Inside any interval, but not the same number for seed 123: not reproduced.
+    off = reference([("bilevel", "toy-convergence", "v_pbgd", "42", "convergence_steps", "261.256"),
+                     ("bilevel", "toy-convergence", "v_pbgd", "123", "convergence_steps", "260.459")])
+    row = verdicts(runs, off).iloc[0]
+    assert row["verdict"] == "not reproduced" and row["why"] == "seed 123: ours 260.457"
+    other_seeds = reference([("bilevel", "toy-convergence", "v_pbgd", "7", "convergence_steps", "261.256")])
+    assert verdicts(runs, other_seeds).iloc[0]["verdict"] == "no data"
+
+
+def test_mean_only_reference_uses_the_ci_of_the_mean():
+    runs = pd.DataFrame(runs_of("parity", "n32-k8", "default", [0.70, 0.75, 0.80], "test_accuracy"))
+    # mean 0.75, s 0.05: CI of the mean 0.75 ± 4.3027 * 0.05 / sqrt(3) = ± 0.1242; a PI would be ± 0.2484
+    row = verdicts(runs, reference([("parity", "n32-k8", "default", "mean", "test_accuracy", "0.900")])).iloc[0]
+    assert row["verdict"] == "not reproduced" and "95% CI of the mean" in row["why"]
+    assert row["high"] == pytest.approx(0.8742, abs=1e-4)
+
+
+def test_no_data_one_seed_scale_differs_and_undeclared_metrics():
+    runs = pd.DataFrame(runs_of("parity", "n32-k8", "default", [0.7], "test_accuracy", seeds=(42,))
+                        + runs_of("parity", "n50-k8", "default", [0.5, 0.5], "test_accuracy", scale="quick")
+                        + runs_of("parity", "n64-k8", "default", [math.nan] * 3, "test_accuracy", status="failed"))
+    ref = reference([("parity", b, "default", "42", metric, "0.5") for b in ("n32-k8", "n50-k8", "n64-k8")
+                     for metric in ("test_accuracy", "num_runs")]
+                    + [("parity", "n32-k8", "nowd", "42", "test_accuracy", "0.8")])
+    table = verdicts(runs, ref)
+    assert set(table["metric"]) == {"test_accuracy"}  # num_runs is not a metric parity declares
+    by_cell = {(row.benchmark, row.strategy): (row.verdict, row.why) for row in table.itertuples()}
+    assert by_cell == {("n32-k8", "default"): ("no data", "one seed: no interval"),
+                       ("n50-k8", "default"): ("scale differs", "our runs are at scale quick"),
+                       ("n64-k8", "default"): ("no data", "no ok run"),
+                       ("n32-k8", "nowd"): ("no data", "no ok run")}
+    assert count_sentence(table) == "0 of 4 baseline cells reproduced (3 no data, 1 scale differs)."
+
+
+def protocol_runs():
+    """Four strategies on one benchmark under both protocols (higher is better, reference `base`):
+    mlsbench ranks a > b > base > c, corrected ranks b > a > base, and c is not private under corrected."""
+    means = {"mlsbench": {"base": 0.50, "a": 0.80, "b": 0.70, "c": 0.40},
+             "corrected": {"base": 0.50, "a": 0.52, "b": 0.70, "c": 0.40}}
+    spread = (-0.01, 0.0, 0.01)
+    rows = []
+    for protocol, by_strategy in means.items():
+        for strategy, mean in by_strategy.items():
+            for seed, offset in zip((1, 2, 3), spread):
+                row = {"task": "dpsgd", "protocol": protocol, "benchmark": "mnist", "strategy": strategy, "seed": seed,
+                       "scale": "full", "status": "ok", "accuracy": mean + offset, "score": mean + offset,
+                       "private": protocol == "mlsbench" or strategy != "c", "audit": "ok"}
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_rankings_side_by_side_with_kendall_tau():
+    summary = blank_missing_text(summarize(protocol_runs(), {"dpsgd": "base"}))
+    [comparison] = compare_protocols(summary)
+    ranks = comparison["ranks"]
+    assert ranks["mlsbench"].to_dict() == {"base": 3.0, "a": 1.0, "b": 2.0, "c": 4.0}
+    assert math.isnan(ranks.at["c", "corrected"])  # not private: no rank
+    # Over base, a, b: (1 2 3) vs (2 1 3) by rank -> 2 concordant pairs, 1 discordant: tau = 1/3
+    assert comparison["n"] == 3 and comparison["tau"] == pytest.approx(1 / 3)
+    changes = conclusion_changes([comparison]).set_index("strategy")
+    assert list(changes.index) == ["a", "c"]
+    assert changes.at["a", "mlsbench"].startswith("better than base (Δ +0.3, p=")
+    assert changes.at["a", "corrected"].startswith("no significant difference from base (Δ +0.02, p=")
+    assert changes.at["c", "mlsbench"].startswith("worse than base")
+    assert changes.at["c", "corrected"].startswith("not ranked (")
