@@ -282,5 +282,7 @@ def test_the_report_opens_with_the_reproduction_summary_and_the_corrections(repo
     assert "our runs are at scale quick" in table_by_id(html, "reproduction-parity")
     corrections = section(html, '<h2 id="corrections">')
     assert "parity n32-k8: τ undefined (1 strategy ranked under both protocols)" in corrections
+    assert "0 of 0 comparisons with a task" in corrections
+    assert "every conclusion holds under both" in corrections
     assert "protocols-quick-parity-n32-k8" in report.tex
     assert "## Reproduction summary" in report.markdown and "0 of 3 baseline cells reproduced" in report.markdown

@@ -112,7 +112,7 @@ def test_no_data_one_seed_scale_differs_and_undeclared_metrics():
     assert by_cell == {("n32-k8", "default"): ("no data", "one seed: no interval"),
                        ("n50-k8", "default"): ("scale differs", "our runs are at scale quick"),
                        ("n64-k8", "default"): ("no data", "no ok run"),
-                       ("n32-k8", "nowd"): ("no data", "no ok run")}
+                       ("n32-k8", "nowd"): ("no data", "not run")}
     assert count_sentence(table) == "0 of 4 baseline cells reproduced (3 no data, 1 scale differs)."
 
 
@@ -147,3 +147,18 @@ def test_rankings_side_by_side_with_kendall_tau():
     assert changes.at["a", "corrected"].startswith("no significant difference from base (Δ +0.02, p=")
     assert changes.at["c", "mlsbench"].startswith("worse than base")
     assert changes.at["c", "corrected"].startswith("not ranked (")
+
+
+def test_the_tables_mark_exactly_the_changed_conclusions():
+    from optrepro.report.reproduction import corrections_paragraph
+    from optrepro.report.tables import changes_table, protocol_table
+
+    summary = blank_missing_text(summarize(protocol_runs(), {"dpsgd": "base"}))
+    comparisons = compare_protocols(summary)
+    table = protocol_table(comparisons[0], "title", "name")
+    assert {row.cells[0].text for row in table.rows if row.cells[3].failed and row.cells[4].failed} == {"a", "c"}
+    assert [row.cells[0].text for row in table.rows if row.reference] == ["base"]
+    changes = conclusion_changes(comparisons)
+    assert [row.cells[0].text for row in changes_table(changes, "title", "name").rows] == ["a", "c"]
+    assert "2 of 3 comparisons with a task's reference strategy reach a different conclusion" in \
+        corrections_paragraph(comparisons, changes)

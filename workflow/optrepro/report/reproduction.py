@@ -25,6 +25,7 @@ from .stats import DIRECTIONS, SIGNIFICANCE, ranks, seed_stats
 REFERENCE_SCALE = "full"
 PROTOCOLS = ("mlsbench", "corrected")
 REPRODUCED, NOT_REPRODUCED, NO_DATA, SCALE_DIFFERS = "reproduced", "not reproduced", "no data", "scale differs"
+NOT_RUN, THE_REFERENCE = "not run", "the reference"
 RULE = ("Reproduced: every seed value the original reports (its mean, where it gives only a mean) lies inside "
         "our 95% prediction interval for one more seed, mean ± t(0.975, n−1)·s·√(1 + 1/n) over our n ≥ 2 seeds "
         "(for a mean: our 95% CI of the mean), widened by half a unit of the original's last printed digit; "
@@ -57,7 +58,7 @@ def judge(ours: pd.DataFrame, metric: str, original: pd.DataFrame, exact: bool) 
     found = {"n": len(values), "mean": values.mean() if len(values) else math.nan,
              "std": values.std(ddof=1) if len(values) >= 2 else math.nan, "low": math.nan, "high": math.nan}
     if values.empty:
-        return {**found, "verdict": NO_DATA, "why": "no ok run"}
+        return {**found, "verdict": NO_DATA, "why": "no ok run" if ours.empty else f"no run printed {metric}"}
     if exact and len(seeded):
         by_seed = dict(zip(ours["seed"].astype(int), pd.to_numeric(ours[metric], errors="coerce")))
         common = [row for row in seeded.itertuples() if int(row.seed) in by_seed]
@@ -98,9 +99,12 @@ def verdicts(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         mine = runs[(runs[CELL[:-1]] == pd.Series(cell)[CELL[:-1]]).all(axis=1)] if len(runs) else runs
         full = mine[(mine["scale"] == REFERENCE_SCALE) & (mine["status"] == "ok")]
         exact = (cell["benchmark"], cell["protocol"]) in declared(cell["task"], "EXACT_PER_SEED", ())
-        if full.empty and len(mine) and (mine["scale"] != REFERENCE_SCALE).all():
-            result = {"n": 0, "mean": math.nan, "std": math.nan, "low": math.nan, "high": math.nan,
-                      "verdict": SCALE_DIFFERS, "why": f"our runs are at scale {', '.join(sorted(set(mine['scale'])))}"}
+        nothing = {"n": 0, "mean": math.nan, "std": math.nan, "low": math.nan, "high": math.nan}
+        if mine.empty:
+            result = {**nothing, "verdict": NO_DATA, "why": "not run"}
+        elif full.empty and (mine["scale"] != REFERENCE_SCALE).all():
+            result = {**nothing, "verdict": SCALE_DIFFERS,
+                      "why": f"our runs are at scale {', '.join(sorted(set(mine['scale'])))}"}
         else:
             result = judge(full, cell["metric"], original, exact)
         seeded = original[original["seed"] != MEAN]
@@ -124,7 +128,7 @@ def conclusion(row: pd.Series | None) -> str:
     """How one strategy (not the reference) compares with the reference strategy on its protocol's headline
     metric, with the evidence: `better than v_pbgd (Δ −12.3, p=0.004)`."""
     if row is None:
-        return "not run"
+        return NOT_RUN
     if row["excluded"]:
         return f"not ranked ({row['excluded']})"
     if row["n"] == 0:
@@ -163,7 +167,7 @@ def compare_protocols(summary: pd.DataFrame) -> list[dict]:
                 ranked.loc[rankable.index, protocol] = ranks(rankable["mean"], cells["direction"].iloc[0])
             for strategy in strategies:
                 cell = cells.loc[strategy] if strategy in cells.index else None
-                said.at[strategy, protocol] = "the reference" if strategy == reference else conclusion(cell)
+                said.at[strategy, protocol] = THE_REFERENCE if strategy == reference else conclusion(cell)
         both = ranked.dropna()
         tau, p = stats.kendalltau(both["mlsbench"], both["corrected"]) if len(both) >= 2 else (math.nan, math.nan)
         result.append({"scale": scale, "task": task, "benchmark": benchmark, "reference": reference,
@@ -172,11 +176,16 @@ def compare_protocols(summary: pd.DataFrame) -> list[dict]:
     return result
 
 
+def compared(said: pd.DataFrame) -> pd.DataFrame:
+    """The conclusions of the strategies run under both protocols, the reference strategy left out."""
+    return said[~said.isin([NOT_RUN, THE_REFERENCE]).any(axis=1)]
+
+
 def conclusion_changes(comparisons: list[dict]) -> pd.DataFrame:
-    """Every strategy whose comparison with the reference strategy differs between mlsbench and corrected."""
+    """Every strategy run under both protocols whose comparison with the reference strategy differs between them."""
     rows = [{"scale": c["scale"], "task": c["task"], "benchmark": c["benchmark"], "strategy": strategy,
              **said.to_dict()}
-            for c in comparisons for strategy, said in c["said"].iterrows()
+            for c in comparisons for strategy, said in compared(c["said"]).iterrows()
             if verdict_kind(said["mlsbench"]) != verdict_kind(said["corrected"])]
     return pd.DataFrame(rows, columns=["scale", "task", "benchmark", "strategy", *PROTOCOLS])
 
@@ -190,9 +199,10 @@ def tau_text(comparison: dict) -> str:
 
 def corrections_paragraph(comparisons: list[dict], changes: pd.DataFrame) -> str:
     """The section's opening, one sentence per benchmark and the count of changed conclusions."""
-    compared = sum(len(c["said"]) - (c["reference"] in c["said"].index) for c in comparisons)
+    total = sum(len(compared(c["said"])) for c in comparisons)
     parts = [f"{c['task']} {c['benchmark']}: {tau_text(c)}" for c in comparisons]
+    listed = "they are listed below" if len(changes) else "every conclusion holds under both"
     return (f"Rankings under mlsbench and corrected, each on its protocol's headline metric: {'; '.join(parts)}. "
-            f"{len(changes)} of {compared} comparisons with a task's reference strategy reach a different "
+            f"{len(changes)} of {total} comparisons with a task's reference strategy reach a different "
             f"conclusion under the two protocols (better / worse at p < {SIGNIFICANCE} in Welch's t-test, no "
-            "significant difference, or not ranked); they are listed below.")
+            f"significant difference, or not ranked); {listed}.")

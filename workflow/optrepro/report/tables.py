@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..tasks import declared
-from .reproduction import verdict_kind
+from .reproduction import conclusion_changes
 from .stats import DIRECTIONS, SIGNIFICANCE, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
 
 TAUS = (1.0, 1.05, 1.25, 2.0, TAU_MAX)
@@ -274,9 +274,9 @@ def protocol_table(comparison: dict, title: str, name: str) -> Table:
     """One benchmark's ranks and conclusions against the reference strategy under both protocols
     (reproduction.compare_protocols)."""
     ranks, said, metrics = comparison["ranks"], comparison["said"], comparison["metrics"]
+    changed = set(conclusion_changes([comparison])["strategy"])
     rows = [Row([Cell(strategy), *(Cell(number(ranks.at[strategy, p])) for p in ranks.columns),
-                 *(Cell(said.at[strategy, p], failed=verdict_kind(said.at[strategy, "mlsbench"])
-                        != verdict_kind(said.at[strategy, "corrected"])) for p in said.columns)],
+                 *(Cell(said.at[strategy, p], failed=strategy in changed) for p in said.columns)],
                 reference=strategy == comparison["reference"]) for strategy in ranks.index]
     ranked_by = ", ".join(f"{protocol}: {metric}" for protocol, metric in metrics.items())
     caption = (f"Rank under each protocol on its own headline metric ({ranked_by}; 1 = best, ties share the average "
