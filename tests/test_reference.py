@@ -2,14 +2,27 @@
 file's checks, and the comparison of reference values with reproduced statistics."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 import optrepro.tasks
 from optrepro.metrics import format_calibration, format_epoch, format_final_results, format_line, format_model
-from optrepro.report.reference import COLUMNS, ReferenceError, compare, main, read_reference, reference_values
+from optrepro.report.reference import (
+    COLUMNS,
+    ReferenceError,
+    compare,
+    main,
+    read_reference,
+    reference_path,
+    reference_values,
+)
 from optrepro.report.summarize import summarize
+from optrepro.tasks import task_info
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def parity_log(accuracy):
@@ -151,3 +164,20 @@ def test_comparison_prefers_the_mean_row_and_checks_the_ci():
     assert table.loc[("n32-k8", "a"), "inside_ci"] and not table.loc[("n32-k8", "b"), "inside_ci"]
     assert table.loc[("n32-k8", "b"), "difference"] == pytest.approx(0.91 - 0.6)
     assert math.isnan(table.loc[("n64-k8", "a"), "mean"]) and pd.isna(table.loc[("n64-k8", "a"), "inside_ci"])
+
+
+def test_the_shipped_reference_file_is_the_full_configurations_and_names_what_exists():
+    """references/mlsbench.csv: the original's 533 published baseline values, every one naming a task, benchmark
+    and shipped strategy of this checkout, under mlsbench, with its source; config/config.yaml points at it."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    path = reference_path(config, REPO)
+    assert path == REPO / "references/mlsbench.csv"
+    table = read_reference(path)
+    assert len(table) == 533 and set(table["protocol"]) == {"mlsbench"}
+    assert set(table["source"]) == {"MLS-Bench public leaderboard (website data, 2026-04)"}
+    for (task, benchmark, strategy), _ in table.groupby(["task", "benchmark", "strategy"]):
+        assert benchmark in task_info(task).BENCHMARKS
+        assert (REPO / "strategies" / task / f"{strategy}.py").is_file()
+    toy = table[(table["benchmark"] == "toy-convergence") & (table["strategy"] == "v_pbgd")
+                & (table["metric"] == "convergence_steps")].set_index("seed")["printed"]
+    assert toy.to_dict() == {"42": "261.256", "123": "260.457", "456": "260.423", "mean": "260.712"}
