@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-SLURM_ARGS = ["--workflow-profile", str(REPO / "workflow" / "profiles" / "slurm"), "--config", "device=cpu",
+SLURM_ARGS = ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--config", "device=cpu",
               "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--jobs", "4"]
 BROKEN = '''
 def init_model(model, config):
