@@ -151,3 +151,14 @@ def test_plan_of_a_broken_configuration_is_one_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("ERROR: invalid configuration:") and "unknown benchmark 'n99-k8'" in error
     assert error.count("\n") == 1
+
+
+def test_a_configured_time_limit_raises_the_runtime_the_job_requests():
+    config = {"seeds": [1], "tasks": {"bilevel": {"benchmarks": ["toy-convergence"], "protocols": ["mlsbench"],
+                                                  "strategies": ["v_pbgd"]}}}
+    sized = plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"]
+    assert plan.time_limit(config, "bilevel") is None
+    config["tasks"]["bilevel"]["time_limit_s"] = 60
+    assert plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"] == sized
+    config["tasks"]["bilevel"]["time_limit_s"] = 3600  # 60 min at 0.9 of the job: 67 min requested
+    assert plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"] == 67

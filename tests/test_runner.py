@@ -1,9 +1,20 @@
-"""The train rule's script: records for good and failed runs, none for a killed driver."""
+"""The train rule's script: records for good and failed runs, timed-out and self-killed drivers as failed runs,
+none when the runner itself is stopped, and never an orphaned driver."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
+
+import pytest
 
 from optrepro.runner import parse_args, run
+
+REPO = Path(__file__).resolve().parent.parent
 
 STRATEGY = textwrap.dedent("""
     def init_model(model, config):
@@ -20,14 +31,36 @@ TINY = ["--set", "num_hidden_secrets=1", "--set", "num_orderings=1", "--set", "m
         "--set", "test_set_size=32"]
 
 
-def run_job(tmp_path, body, init="pass"):
+def runner_args(tmp_path, body, init="pass", extra=()):
     strategy = tmp_path / "s.py"
     strategy.write_text(STRATEGY.format(body=body, init=init))
-    run_dir = tmp_path / "run"
-    args = parse_args(["--task", "parity", "--benchmark", "n32-k8", "--protocol", "mlsbench", "--strategy",
-                       str(strategy), "--seed", "3", "--device", "cpu", "--scale", "tiny", *TINY,
-                       "--config", '{"scale": "tiny"}', "--run-dir", str(run_dir)])
-    return run(args), run_dir
+    return ["--task", "parity", "--benchmark", "n32-k8", "--protocol", "mlsbench", "--strategy", str(strategy),
+            "--seed", "3", "--device", "cpu", "--scale", "tiny", *TINY, "--config", '{"scale": "tiny"}',
+            "--run-dir", str(tmp_path / "run"), *extra]
+
+
+def run_job(tmp_path, body, init="pass", extra=()):
+    return run(parse_args(runner_args(tmp_path, body, init, extra))), tmp_path / "run"
+
+
+def record_of(run_dir):
+    return json.loads((run_dir / "record.json").read_text())
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def wait_for(path: Path, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and path.read_text()):
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+    return path.read_text()
 
 
 def test_ok_run_has_a_complete_record(tmp_path):
@@ -52,10 +85,59 @@ def test_failed_run_is_a_result(tmp_path):
     assert record["metrics"] == {}
 
 
-def test_killed_driver_leaves_no_record_so_the_job_reruns(tmp_path):
-    status, run_dir = run_job(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
-    assert status == 1
-    assert not (run_dir / "record.json").exists() and not (run_dir / "run.log").exists()
+@pytest.mark.parametrize("body, reason", [
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "killed by SIGKILL (out of memory?)"),
+    ("raise KeyboardInterrupt", "interrupted"),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", "killed by SIGSEGV"),
+])
+def test_a_driver_that_dies_of_its_own_doing_is_a_failed_run(tmp_path, body, reason):
+    """The strategy's own death (the OOM killer's SIGKILL, a KeyboardInterrupt, a crash) is its run's result."""
+    status, run_dir = run_job(tmp_path, body)
+    record = record_of(run_dir)
+    assert status == 0 and record["status"] == "failed" and record["error"] == reason
+
+
+def test_a_driver_past_its_time_limit_is_ended_and_recorded(tmp_path):
+    """A strategy that never returns, and a child it started: the whole group is ended at the limit."""
+    body = ("import subprocess, sys; open(PIDS, 'w').write(str(subprocess.Popen(['sleep', '1000']).pid));"
+            " [0 for _ in iter(int, 1)]").replace("PIDS", repr(str(tmp_path / "child.pid")))
+    started = time.monotonic()
+    status, run_dir = run_job(tmp_path, body, extra=["--time-limit", "4"])
+    record = record_of(run_dir)
+    assert status == 0 and record["status"] == "failed" and record["error"] == "timed out after 4 s"
+    assert time.monotonic() - started < 4 + 5 + 30  # the limit, the SIGTERM grace, start-up
+    assert not alive(int((tmp_path / "child.pid").read_text()))
+
+
+def test_the_default_time_limit_is_below_the_job_sizing():
+    from optrepro.runner import TIME_LIMIT_SHARE, default_time_limit
+    from optrepro.tasks.parity import job_resources
+
+    minutes = job_resources("n32-k8", "mlsbench", [])["runtime"]
+    assert default_time_limit("parity", "n32-k8", "mlsbench", []) == int(minutes * 60 * TIME_LIMIT_SHARE)
+    assert default_time_limit("parity", "n32-k8", "mlsbench", []) < minutes * 60
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 128 + signal.SIGINT),
+                                            (signal.SIGKILL, -signal.SIGKILL)])
+def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status):
+    """scancel (SIGTERM), Ctrl-C (SIGINT), or a kill outright: the job reruns, and its driver is gone too."""
+    pid_file = tmp_path / "driver.pid"
+    body = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(1000)"
+    runner = subprocess.Popen([sys.executable, "-m", "optrepro.runner", *runner_args(tmp_path, body)],
+                              env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")), stderr=subprocess.PIPE,
+                              text=True)
+    driver = int(wait_for(pid_file))
+    runner.send_signal(signum)
+    assert runner.wait(timeout=30) == status
+    deadline = time.monotonic() + 10
+    while alive(driver) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(driver)
+    assert not (tmp_path / "run" / "record.json").exists() and not (tmp_path / "run" / "run.log").exists()
+    if signum != signal.SIGKILL:
+        assert f"runner stopped by {signal.Signals(signum).name}: driver ended, no record written" in \
+            runner.stderr.read()
 
 
 def test_a_run_whose_loss_is_nan_is_a_failed_run(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import sys
 from collections import Counter
@@ -186,8 +187,20 @@ def gpus_per_job(config: dict) -> int:
 
 
 def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
-    """Memory (mem_mb) and runtime (minutes) one training job should request, sized by its task."""
-    return task_info(task).job_resources(benchmark, protocol, overrides(config, task))
+    """Memory (mem_mb) and runtime (minutes) one training job should request, sized by its task; a configured
+    `time_limit_s` above the sizing's raises the runtime so that the runner's limit stays below the job's."""
+    from .runner import TIME_LIMIT_SHARE
+
+    sized = task_info(task).job_resources(benchmark, protocol, overrides(config, task))
+    limit = time_limit(config, task)
+    if limit:
+        sized["runtime"] = max(sized["runtime"], math.ceil(limit / 60 / TIME_LIMIT_SHARE))
+    return sized
+
+
+def time_limit(config: dict, task: str) -> int | None:
+    """The task's configured `time_limit_s` (seconds per run), or None for the runner's default."""
+    return config["tasks"][task].get("time_limit_s")
 
 
 def load_config(path: str | Path) -> dict:

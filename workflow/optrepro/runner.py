@@ -3,23 +3,36 @@
 `python -m optrepro.runner --task parity --benchmark n32-k8 --protocol mlsbench
 --strategy strategies/parity/default.py --seed 42 --run-dir results/runs/...`
 
-The driver runs as a subprocess; its stdout becomes `run.log` and the run
-record `record.json` is written last, both atomically. A run that fails
-(bad strategy, bad input, a crash of the driver) is a result: its record says
-`failed` with the driver's `ERROR:` line (or `diverged: ...` where a loss or
-the score is not finite) and this script exits 0 so the
-workflow goes on. Only a driver killed by a signal (a cancelled or
-preempted job) leaves no record and exits non-zero, so the workflow reruns it.
+The driver runs as a subprocess in its own process group; its stdout becomes
+`run.log` and the run record `record.json` is written last, both atomically.
+A run that fails is a result: its record says `failed` with the reason and
+this script exits 0 so the workflow goes on. Reasons: the driver's `ERROR:`
+line (bad strategy, bad input); `diverged: ...` where a loss or the score is
+not finite; `timed out after N s` past the time limit (the driver's whole group
+is ended); `killed by SIGKILL (out of memory?)`, `interrupted` or
+`killed by SIG...` when the driver died of a signal while this script was
+alive (the strategy's own doing: memory, a KeyboardInterrupt, os.kill).
+
+Only when this script itself is stopped (SIGTERM or SIGINT: `scancel`,
+Ctrl-C, a job killed from outside) does it end the driver's group, write no
+record and exit non-zero, so that the workflow reruns the job. The driver
+never outlives it: it is ended on those signals, and the kernel ends it
+(parent-death signal) if this script is killed outright.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +40,31 @@ from .data import read_status, status_path
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
 from .provenance import device_info, run_record
+
+# The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
+# timed out before a cluster kills the job, which would leave no record and rerun it forever.
+TIME_LIMIT_SHARE = 0.9
+GRACE_S = 5  # between SIGTERM and SIGKILL when the driver's group is ended
+PR_SET_PDEATHSIG = 1
+
+
+class Stopped(Exception):
+    """This script was told to stop (SIGTERM, SIGINT): no record, a non-zero exit, the job reruns."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+@dataclass
+class Outcome:
+    returncode: int
+    stderr_lines: list[str]
+    timed_out: bool = False
 
 
 def driver_command(args: argparse.Namespace, device: str) -> list[str]:
@@ -49,6 +87,50 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
     return None if has_metrics else "driver printed no FINAL_METRICS/TEST_METRICS line"
 
 
+def death_reason(returncode: int) -> str | None:
+    """Why a driver that died of a signal (negative return code) died, in words; None when it exited."""
+    if returncode >= 0:
+        return None
+    signum = -returncode
+    if signum == signal.SIGKILL:
+        return "killed by SIGKILL (out of memory?)"
+    if signum == signal.SIGINT:
+        return "interrupted"
+    try:
+        return f"killed by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"killed by signal {signum}"
+
+
+def default_time_limit(task: str, benchmark: str, protocol: str, overrides: list[str]) -> int:
+    """Seconds: TIME_LIMIT_SHARE of the runtime the task's job sizing requests."""
+    from .tasks import task_info
+
+    minutes = task_info(task).job_resources(benchmark, protocol, overrides)["runtime"]
+    return math.floor(minutes * 60 * TIME_LIMIT_SHARE)
+
+
+def die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGKILL when the runner dies, however it dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def end_group(process: subprocess.Popen) -> None:
+    """SIGTERM to the driver's whole process group, SIGKILL after GRACE_S; waits for the driver."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=GRACE_S)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    process.wait()
+
+
 def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
     """Why a dataset the run needs is not there (its fetch failed), or None when all are ready."""
     for name in datasets:
@@ -58,19 +140,35 @@ def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
     return None
 
 
-def run_driver(command: list[str], log_path: Path, data_root: str) -> tuple[int, list[str]]:
-    """Run the driver with stdout to `log_path`; its stderr goes to the job log and is returned."""
+def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float) -> Outcome:
+    """Run the driver with stdout to `log_path`, its stderr to the job log (and returned), for at most
+    `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop."""
     # The driver imports the same optrepro package as this script, wherever it was started from.
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONUNBUFFERED="1", DATA_ROOT=str(Path(data_root).resolve()),
                PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    stderr_lines: list[str] = []
     with open(log_path, "w") as stdout:
-        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
-        stderr_lines = []
-        for line in process.stderr:  # pass through to the job log, keep for the record
-            sys.stderr.write(line)
-            stderr_lines.append(line.rstrip("\n"))
-        return process.wait(), stderr_lines
+        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+                                   start_new_session=True, preexec_fn=die_with_parent)
+
+        def pump() -> None:  # pass stderr through to the job log, keep it for the record
+            for line in process.stderr:
+                sys.stderr.write(line)
+                stderr_lines.append(line.rstrip("\n"))
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            returncode, timed_out = process.wait(timeout=time_limit), False
+        except subprocess.TimeoutExpired:
+            end_group(process)
+            returncode, timed_out = process.returncode, True
+        except Stopped:
+            end_group(process)
+            raise
+        reader.join(timeout=GRACE_S)
+    return Outcome(returncode, stderr_lines, timed_out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,20 +179,28 @@ def run(args: argparse.Namespace) -> int:
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
     log_tmp = run_dir / ".run.log.tmp"
     missing_data = unavailable_data(args.data_root, args.datasets)
+    time_limit = args.time_limit or default_time_limit(args.task, args.benchmark, args.protocol, args.overrides)
     if missing_data:  # a failed fetch is this run's result; the driver does not start
         log_tmp.write_text("")
-        returncode, stderr_lines = 0, [f"ERROR: {missing_data}"]
+        outcome = Outcome(0, [f"ERROR: {missing_data}"])
     else:
-        returncode, stderr_lines = run_driver(command, log_tmp, args.data_root)
+        try:
+            outcome = run_driver(command, log_tmp, args.data_root, time_limit)
+        except Stopped as stopped:
+            log_tmp.unlink(missing_ok=True)
+            print(f"runner stopped by {stopped}: driver ended, no record written", file=sys.stderr)
+            return 128 + stopped.signum
     wall = time.monotonic() - start_clock
-    if returncode < 0:
-        print(f"driver killed by signal {-returncode}; no record written", file=sys.stderr)
-        return 1
+    returncode = outcome.returncode
     log_text = log_tmp.read_text()
     parsed = parse_log(log_text)
     metrics = final_metrics(parsed)
     task_config = next((line.fields for line in parsed if line.kind == "TASK_CONFIG"), None)
-    error = failure_reason(returncode, stderr_lines, bool(metrics)) or divergence(parsed)
+    if outcome.timed_out:
+        error = f"timed out after {time_limit:g} s"
+    else:
+        error = (death_reason(returncode) or failure_reason(returncode, outcome.stderr_lines, bool(metrics))
+                 or divergence(parsed))
     identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
                 "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
     record = run_record(
@@ -125,9 +231,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", dest="datasets", action="append", default=[],
                         help="a dataset the run reads: checked to be fetched, its files hashed into the record")
     parser.add_argument("--config", default="{}", help="the workflow configuration of this run, as JSON")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
+                        help="end the driver and record a failed run past this (default: "
+                             f"{TIME_LIMIT_SHARE:g} x the runtime the task's job sizing requests)")
     parser.add_argument("--run-dir", required=True)
     return parser.parse_args(argv)
 
 
+def main() -> int:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    return run(parse_args())
+
+
 if __name__ == "__main__":
-    sys.exit(run(parse_args()))
+    sys.exit(main())

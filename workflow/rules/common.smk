@@ -91,6 +91,12 @@ def get_train_runtime(wildcards):
     return plan.job_resources(config, wildcards.task, wildcards.benchmark, wildcards.protocol)["runtime"]
 
 
+def get_time_limit_args(wildcards):
+    """`--time-limit S` where the task configures `time_limit_s`; else the runner's default from the sizing."""
+    limit = plan.time_limit(config, wildcards.task)
+    return f"--time-limit {limit}" if limit else ""
+
+
 def get_train_resources_gpu(wildcards):
     """Train jobs hold one `gpu` where CUDA will be used, so --resources gpu=N caps them at N GPUs
     (and a cluster job asks for one)."""
