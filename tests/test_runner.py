@@ -118,8 +118,8 @@ def test_the_default_time_limit_is_below_the_job_sizing():
     assert default_time_limit("parity", "n32-k8", "mlsbench", []) < minutes * 60
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGINT, 128 + signal.SIGINT),
-                                            (signal.SIGKILL, -signal.SIGKILL)])
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 128 + signal.SIGTERM),
+                                            (signal.SIGINT, 128 + signal.SIGINT), (signal.SIGKILL, -signal.SIGKILL)])
 def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status):
     """scancel (SIGTERM), Ctrl-C (SIGINT), or a kill outright: the job reruns, and its driver is gone too."""
     pid_file = tmp_path / "driver.pid"
