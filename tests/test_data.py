@@ -33,6 +33,7 @@ from optrepro.data import (
     DataError,
     fetch,
     main,
+    manifest_path,
     pip_index_url,
     read_manifest,
     torchvision_class,
@@ -375,3 +376,30 @@ def test_no_manifest_at_all_is_refused(tmp_path):
     with pytest.raises(DataError, match="no sha256 manifest for fmnist"):
         fetch("fmnist", tmp_path, manifest={}, archives={})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_hashes_now_names_changed_files_and_rehashes_only_what_changed(tmp_path, mirror, fashion):
+    """What a run checks before it reads a dataset: the files against the manifest recorded at the fetch, with
+    hashes cached by size, mtime and inode."""
+    from optrepro.data import hashes_now
+
+    fetch("fmnist", tmp_path, sources=[f"torchvision={mirror}idx"], md5=fashion["md5"], archives=fashion["archives"])
+    hashes, changed = hashes_now(tmp_path, "fmnist")
+    assert hashes == fashion["manifest"] and changed == []
+    cache = json.loads((tmp_path / "fmnist.hashed.json").read_text())
+    labels = "FashionMNIST/raw/train-labels-idx1-ubyte"
+    # A cached hash is trusted while the file's size, mtime and inode are unchanged: it is not read again.
+    cache[labels][3] = "0" * 64
+    (tmp_path / "fmnist.hashed.json").write_text(json.dumps(cache))
+    assert hashes_now(tmp_path, "fmnist")[1] == [labels]
+    # Any change of the file (here its content, and so its mtime) is hashed again.
+    path = tmp_path / "fmnist" / labels
+    data = path.read_bytes()
+    path.write_bytes(data[:-1] + bytes([(data[-1] + 1) % 10]))
+    hashes, changed = hashes_now(tmp_path, "fmnist")
+    assert changed == [labels] and hashes[labels] == sha256_file(path)
+    (tmp_path / "fmnist" / "FashionMNIST/raw/t10k-labels-idx1-ubyte").unlink()
+    assert sorted(hashes_now(tmp_path, "fmnist")[1]) == ["FashionMNIST/raw/t10k-labels-idx1-ubyte", labels]
+    manifest_path(tmp_path, "fmnist").unlink()
+    with pytest.raises(DataError, match="no manifest recorded at its fetch"):
+        hashes_now(tmp_path, "fmnist")

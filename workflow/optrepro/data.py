@@ -312,6 +312,38 @@ def read_manifest(root: str | Path, dataset: str) -> dict:
         return {}
 
 
+def hashes_now(root: str | Path, dataset: str) -> tuple[dict[str, str], list[str]]:
+    """A fetched dataset as it is now: sha256 of each file of the manifest recorded at its fetch, and the files
+    that differ from that manifest (changed or missing), for a run to check before it reads them.
+
+    Hashes are cached beside the folder (`<dataset>.hashed.json`) with each file's size, mtime and inode, so a
+    file is read again only after it changed: the cost is paid once per change, not once per run.
+    """
+    manifest = read_manifest(root, dataset).get("files")
+    if not manifest:
+        raise DataError(f"dataset {dataset}: no manifest recorded at its fetch ({manifest_path(root, dataset)}); "
+                        "fetch it again")
+    cache_path = Path(root, f"{dataset}.hashed.json")
+    try:
+        cache = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    hashes, fresh = {}, {}
+    for relative in manifest:
+        path = Path(root, dataset, relative)
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        key = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        cached = cache.get(relative)
+        hashes[relative] = cached[3] if cached and cached[:3] == key else sha256_file(path)
+        fresh[relative] = [*key, hashes[relative]]
+    if fresh != cache:
+        write_json_atomic(cache_path, fresh)
+    return hashes, [relative for relative, digest in manifest.items() if hashes.get(relative) != digest]
+
+
 def recorded_files(root: Path, dataset: str, archives: Mapping[str, str]) -> dict[str, str]:
     """The files' manifest derived at an earlier fetch from archives that `archives` still vouches for."""
     recorded = read_manifest(root, dataset)

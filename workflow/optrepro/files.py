@@ -32,15 +32,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def sha256_files(paths: list[str | Path]) -> dict[str, str]:
-    """sha256 of every file under the given files or folders, by path."""
-    hashes = {}
-    for root in map(Path, paths):
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        hashes.update({str(f): sha256_file(f) for f in files})
-    return hashes
-
-
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: a reader never sees half a file."""
     path = Path(path)

@@ -18,7 +18,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .files import sha256_file, sha256_files
+from .files import sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent.parent
@@ -117,15 +117,15 @@ def device_info(requested: str) -> dict[str, object]:
 
 
 def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,
-               data_paths: list[Path], config: dict[str, object], command: list[str], exit_status: int,
+               data_hashes: dict[str, str], config: dict[str, object], command: list[str], exit_status: int,
                device: dict[str, object], started: datetime, wall_seconds: float,
                notes: list[str]) -> dict[str, object]:
-    """The record of one finished run, failed or not; `data_paths` are the dataset folders it read, `notes` what
-    a reader of its numbers must know (e.g. a dataset cut by the scale's row cap)."""
+    """The record of one finished run, failed or not; `data_hashes` the sha256 of the dataset files it read (by
+    path), `notes` what a reader of its numbers must know (e.g. a dataset cut by the scale's row cap)."""
     return {
         **identity, "status": "failed" if error else "ok", "error": error, "metrics": metrics, "notes": notes,
         "hashes": {"strategy": sha256_file(strategy_path), "driver": sha256_tree(driver_files(identity["task"])),
-                   "data": sha256_files(data_paths)},
+                   "data": data_hashes},
         "config": config, "command": command, "exit_status": exit_status,
         "git": git_state(), "environment": environment(), "device": device,
         "start": started.isoformat(timespec="seconds"),

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import read_status, status_path
+from .data import DataError, hashes_now, read_status, status_path
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
 from .provenance import device_info, run_record
@@ -132,12 +132,30 @@ def end_group(process: subprocess.Popen) -> None:
 
 
 def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
-    """Why a dataset the run needs is not there (its fetch failed), or None when all are ready."""
+    """Why a dataset the run needs cannot be used: its fetch failed, or a file changed since the fetch verified
+    it; None when all are ready."""
     for name in datasets:
         status = read_status(status_path(data_root, name))
         if status.get("status") != "ok":
             return f"dataset {name} unavailable: {status.get('error')}"
+        try:
+            _, changed = hashes_now(data_root, name)
+        except DataError as error:
+            return str(error)
+        if changed:
+            return f"dataset {name} changed after fetch: {', '.join(changed)}"
     return None
+
+
+def data_after_run(data_root: str, datasets: list[str]) -> tuple[dict[str, str], list[str]]:
+    """The sha256 of the dataset files the run read, by path, and a note per dataset that changed meanwhile."""
+    hashes, notes = {}, []
+    for name in datasets:
+        now, changed = hashes_now(data_root, name)
+        hashes.update({str(Path(data_root, name, relative)): digest for relative, digest in now.items()})
+        if changed:
+            notes.append(f"dataset {name} differs from its fetched manifest after the run: {', '.join(changed)}")
+    return hashes, notes
 
 
 def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float) -> Outcome:
@@ -203,12 +221,12 @@ def run(args: argparse.Namespace) -> int:
                  or divergence(parsed))
     identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
                 "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
+    data_hashes, data_notes = ({}, []) if missing_data else data_after_run(args.data_root, args.datasets)
     record = run_record(
-        identity, error, metrics, strategy_path=args.strategy,
-        data_paths=[] if missing_data else [Path(args.data_root, name) for name in args.datasets],
+        identity, error, metrics, strategy_path=args.strategy, data_hashes=data_hashes,
         config={"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
         command=command[1:], exit_status=returncode, device=device, started=started, wall_seconds=wall,
-        notes=truncations(parsed))
+        notes=truncations(parsed) + data_notes)
     os.replace(log_tmp, run_dir / "run.log")
     write_json_atomic(run_dir / "record.json", record)
     print(f"{record['status']}: {args.task}/{args.protocol}/{args.benchmark}/{record['strategy']}/seed{args.seed}"
