@@ -47,12 +47,25 @@ def record_of(run_dir):
     return json.loads((run_dir / "record.json").read_text())
 
 
-def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+def processes_with(marker: str) -> list[int]:
+    """Live processes (not zombies) whose command line contains `marker`: seen from outside any sandbox, whose
+    own process IDs mean nothing here."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    (proc / "stat").read_text().split(") ")[1][0] != "Z":
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def gone(marker: str, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not processes_with(marker)
 
 
 def wait_for(path: Path, timeout: float = 60) -> str:
@@ -99,14 +112,15 @@ def test_a_driver_that_dies_of_its_own_doing_is_a_failed_run(tmp_path, body, rea
 
 def test_a_driver_past_its_time_limit_is_ended_and_recorded(tmp_path):
     """A strategy that never returns, and a child it started: the whole group is ended at the limit."""
-    body = ("import subprocess, sys; open(PIDS, 'w').write(str(subprocess.Popen(['sleep', '1000']).pid));"
-            " [0 for _ in iter(int, 1)]").replace("PIDS", repr(str(tmp_path / "child.pid")))
+    marker = f"{tmp_path}/child"
+    body = (f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1000)', "
+            f"{marker!r}]); [0 for _ in iter(int, 1)]")
     started = time.monotonic()
     status, run_dir = run_job(tmp_path, body, extra=["--time-limit", "4"])
     record = record_of(run_dir)
     assert status == 0 and record["status"] == "failed" and record["error"] == "timed out after 4 s"
     assert time.monotonic() - started < 4 + 5 + 30  # the limit, the SIGTERM grace, start-up
-    assert not alive(int((tmp_path / "child.pid").read_text()))
+    assert gone(marker)
 
 
 def test_the_default_time_limit_is_below_the_job_sizing():
@@ -122,18 +136,17 @@ def test_the_default_time_limit_is_below_the_job_sizing():
                                             (signal.SIGINT, 128 + signal.SIGINT), (signal.SIGKILL, -signal.SIGKILL)])
 def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status):
     """scancel (SIGTERM), Ctrl-C (SIGINT), or a kill outright: the job reruns, and its driver is gone too."""
-    pid_file = tmp_path / "driver.pid"
-    body = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(1000)"
+    started = tmp_path / "run" / "started"  # the run directory is the one place a sandboxed driver may write
+    body = f"import time; open({str(started)!r}, 'w').write('yes'); time.sleep(1000)"
     runner = subprocess.Popen([sys.executable, "-m", "optrepro.runner", *runner_args(tmp_path, body)],
                               env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")), stderr=subprocess.PIPE,
                               text=True)
-    driver = int(wait_for(pid_file))
+    wait_for(started)
+    driver = str(tmp_path / "s.py")  # on the driver's command line
+    assert processes_with(driver)
     runner.send_signal(signum)
     assert runner.wait(timeout=30) == status
-    deadline = time.monotonic() + 10
-    while alive(driver) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(driver)
+    assert gone(driver)
     assert not (tmp_path / "run" / "record.json").exists() and not (tmp_path / "run" / "run.log").exists()
     if signum != signal.SIGKILL:
         assert f"runner stopped by {signal.Signals(signum).name}: driver ended, no record written" in \

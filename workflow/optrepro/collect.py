@@ -31,7 +31,7 @@ CURVE_KINDS = {"TRAIN_METRICS": (), "EPOCH": ("epochs",), "RUN_METRICS": ()}
 CURVE_COLUMNS = IDENTITY + ["kind"] + INDEX_FIELDS + ["metric", "value"]
 PROVENANCE = ["status", "error", "wall_seconds", "device", "device_name", "strategy_sha256", "driver_sha256",
               "data_sha256", "git_commit", "git_dirty", "python", "torch", "packages", "host", "start", "end",
-              "run_dir", "notes"]
+              "run_dir", "notes", "sandbox"]
 
 
 def data_digest(hashes: dict[str, str]) -> str:
@@ -57,7 +57,7 @@ def run_row(record: dict, run_dir: Path) -> dict[str, object]:
         "torch": record["environment"]["packages"].get("torch"),
         "packages": package_versions(record["environment"]["packages"]), "host": record["environment"]["host"],
         "start": record.get("start"), "end": record.get("end"), "run_dir": str(run_dir),
-        "notes": "; ".join(record.get("notes", [])),
+        "notes": "; ".join(record.get("notes", [])), "sandbox": record.get("sandbox", ""),
     })
     clashes = set(record["metrics"]) & set(row)
     if clashes:

@@ -119,15 +119,16 @@ def device_info(requested: str) -> dict[str, object]:
 def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,
                data_hashes: dict[str, str], config: dict[str, object], command: list[str], exit_status: int,
                device: dict[str, object], started: datetime, wall_seconds: float,
-               notes: list[str]) -> dict[str, object]:
+               notes: list[str], sandbox: str) -> dict[str, object]:
     """The record of one finished run, failed or not; `data_hashes` the sha256 of the dataset files it read (by
-    path), `notes` what a reader of its numbers must know (e.g. a dataset cut by the scale's row cap)."""
+    path), `notes` what a reader of its numbers must know (e.g. a dataset cut by the scale's row cap), `sandbox`
+    what the driver ran in (bwrap or none)."""
     return {
         **identity, "status": "failed" if error else "ok", "error": error, "metrics": metrics, "notes": notes,
         "hashes": {"strategy": sha256_file(strategy_path), "driver": sha256_tree(driver_files(identity["task"])),
                    "data": data_hashes},
         "config": config, "command": command, "exit_status": exit_status,
-        "git": git_state(), "environment": environment(), "device": device,
+        "git": git_state(), "environment": environment(), "device": device, "sandbox": sandbox,
         "start": started.isoformat(timespec="seconds"),
         "end": datetime.now(timezone.utc).isoformat(timespec="seconds"), "wall_seconds": round(wall_seconds, 3),
         "strategy_path": strategy_path,

@@ -40,6 +40,7 @@ from .data import DataError, hashes_now, read_status, status_path
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
 from .provenance import device_info, run_record
+from .sandbox import MODES, SandboxError, wrap
 
 # The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
 # timed out before a cluster kills the job, which would leave no record and rerun it forever.
@@ -158,9 +159,10 @@ def data_after_run(data_root: str, datasets: list[str]) -> tuple[dict[str, str],
     return hashes, notes
 
 
-def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float) -> Outcome:
+def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float, sandboxed: bool) -> Outcome:
     """Run the driver with stdout to `log_path`, its stderr to the job log (and returned), for at most
-    `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop."""
+    `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop.
+    bwrap reports a death by signal N as exit status 128 + N; it is turned back into -N."""
     # The driver imports the same optrepro package as this script, wherever it was started from.
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONUNBUFFERED="1", DATA_ROOT=str(Path(data_root).resolve()),
@@ -186,6 +188,8 @@ def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: f
             end_group(process)
             raise
         reader.join(timeout=GRACE_S)
+    if sandboxed and 128 < returncode <= 128 + signal.SIGRTMAX:
+        returncode = 128 - returncode
     return Outcome(returncode, stderr_lines, timed_out)
 
 
@@ -198,12 +202,20 @@ def run(args: argparse.Namespace) -> int:
     log_tmp = run_dir / ".run.log.tmp"
     missing_data = unavailable_data(args.data_root, args.datasets)
     time_limit = args.time_limit or default_time_limit(args.task, args.benchmark, args.protocol, args.overrides)
-    if missing_data:  # a failed fetch is this run's result; the driver does not start
+    sandbox, sandbox_note = "none", None
+    try:
+        read_only = [Path(args.strategy), Path(__file__).resolve().parent.parent, Path(sys.prefix),
+                     Path(sys.base_prefix), *([Path(args.data_root)] if args.datasets else [])]
+        wrapped, sandbox, sandbox_note = wrap(command, args.sandbox, run_dir, read_only,
+                                              device["resolved"] == "cuda", Path.cwd())
+    except SandboxError as error:
+        missing_data = missing_data or str(error)
+    if missing_data:  # a failed fetch (or a sandbox that cannot run) is this run's result; the driver does not start
         log_tmp.write_text("")
         outcome = Outcome(0, [f"ERROR: {missing_data}"])
     else:
         try:
-            outcome = run_driver(command, log_tmp, args.data_root, time_limit)
+            outcome = run_driver(wrapped, log_tmp, args.data_root, time_limit, sandbox == "bwrap")
         except Stopped as stopped:
             log_tmp.unlink(missing_ok=True)
             print(f"runner stopped by {stopped}: driver ended, no record written", file=sys.stderr)
@@ -226,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
         identity, error, metrics, strategy_path=args.strategy, data_hashes=data_hashes,
         config={"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
         command=command[1:], exit_status=returncode, device=device, started=started, wall_seconds=wall,
-        notes=truncations(parsed) + data_notes)
+        notes=truncations(parsed) + data_notes + ([sandbox_note] if sandbox_note else []), sandbox=sandbox)
     os.replace(log_tmp, run_dir / "run.log")
     write_json_atomic(run_dir / "record.json", record)
     print(f"{record['status']}: {args.task}/{args.protocol}/{args.benchmark}/{record['strategy']}/seed{args.seed}"
@@ -252,6 +264,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--time-limit", type=float, metavar="SECONDS",
                         help="end the driver and record a failed run past this (default: "
                              f"{TIME_LIMIT_SHARE:g} x the runtime the task's job sizing requests)")
+    parser.add_argument("--sandbox", default="auto", choices=MODES,
+                        help="run the driver under bubblewrap: auto (where it works), bwrap (required), none")
     parser.add_argument("--run-dir", required=True)
     return parser.parse_args(argv)
 

@@ -27,11 +27,12 @@ rule train:
         data_root=DATA_ROOT,
         datasets=get_dataset_args,
         device=config.get("device", "auto"),
+        sandbox=config.get("sandbox", "auto"),
         time_limit=get_time_limit_args,
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m optrepro.runner"
         " --task {wildcards.task} --protocol {wildcards.protocol} --benchmark {wildcards.benchmark}"
         " --strategy {input.strategy} --seed {wildcards.seed} --device {params.device}"
         " --scale {params.scale} {params.overrides} --config {params.run_config}"
-        " --data-root {params.data_root} {params.datasets} {params.time_limit}"
+        " --data-root {params.data_root} {params.datasets} {params.time_limit} --sandbox {params.sandbox}"
         " --run-dir {params.run_dir} 2> {log}"

@@ -15,7 +15,7 @@ from .summarize import CELL, with_seeds
 # Fields a cell's runs must share, with the words a warning uses for them.
 SHARED = {"strategy_sha256": "strategy file", "driver_sha256": "driver", "data_sha256": "data",
           "git_commit": "git commit", "git_dirty": "git dirty flag", "python": "Python", "packages": "package versions",
-          "device": "device", "device_name": "device model"}
+          "device": "device", "device_name": "device model", "sandbox": "sandbox"}
 RUN_FIELDS = ["seed", "status", "error", *SHARED, "host", "start", "end", "wall_seconds", "run_dir", "notes"]
 
 

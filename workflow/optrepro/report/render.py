@@ -192,6 +192,13 @@ def page_provenance(record: dict) -> list[dict[str, object]]:
                               for run in cell["runs"]]} for cell in record["cells"]]
 
 
+def sandbox_counts(runs: pd.DataFrame) -> str:
+    """`bwrap: 70 runs, none: 6 runs`: what the drivers ran in ('' for records that do not say)."""
+    used = runs["sandbox"].fillna("").astype(str) if "sandbox" in runs else pd.Series(dtype=str)
+    counts = used[used != ""].value_counts()
+    return ", ".join(f"{name}: {count} run{'s' if count != 1 else ''}" for name, count in counts.items())
+
+
 def images(figures_dir: Path, figures: list[Figure]) -> dict[str, str]:
     return {f.name: base64.b64encode((figures_dir / f"{f.name}.png").read_bytes()).decode() for f in figures}
 
@@ -221,6 +228,7 @@ def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figur
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "sections": parts,
         "opening": opening,
         "n_runs": len(runs), "n_ok": int((runs["status"] == "ok").sum()), "failed": record["failed_runs"],
+        "sandboxes": sandbox_counts(runs),
         "missing": record["missing_runs"], "cells": page_provenance(record),
         "warnings": [cell for cell in record["cells"] if cell["warning"]],
         "config": json.dumps(config, indent=2), "figures_path": markdown_figures,
