@@ -162,3 +162,19 @@ def test_a_configured_time_limit_raises_the_runtime_the_job_requests():
     assert plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"] == sized
     config["tasks"]["bilevel"]["time_limit_s"] = 3600  # 60 min at 0.9 of the job: 67 min requested
     assert plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"] == 67
+
+
+@pytest.mark.parametrize("bad", ["x_<b>", "tex_$&%#_", "a b", "naïve"])
+def test_strategy_files_with_invalid_names_are_skipped_with_a_warning(tmp_path, bad):
+    """Strategy names are data: with `strategies: all` a file whose name is no valid strategy name is left out of
+    the plan, and the warning says which and why."""
+    (tmp_path / "parity").mkdir()
+    for name in ("default", bad):
+        (tmp_path / "parity" / f"{name}.py").write_text("")
+    config = {"seeds": [1], "strategy_dir": str(tmp_path),
+              "tasks": {"parity": {"benchmarks": ["n32-k8"], "protocols": ["mlsbench"], "strategies": "all"}}}
+    plan.check_config(config, REPO)
+    assert {run.strategy for run in plan.planned_runs(config, REPO)} == {"default"}
+    [warning] = plan.skipped_strategy_files(config, REPO)
+    assert warning == (f"{tmp_path / 'parity' / (bad + '.py')}: skipped, {bad!r} is not a valid strategy name "
+                       "(letters, digits, _ . - only)")

@@ -286,3 +286,30 @@ def test_the_report_opens_with_the_reproduction_summary_and_the_corrections(repo
     assert "every conclusion holds under both" in corrections
     assert "protocols-quick-parity-n32-k8" in report.tex
     assert "## Reproduction summary" in report.markdown and "0 of 3 baseline cells reproduced" in report.markdown
+
+
+def test_cli_refuses_tables_of_another_plan_and_lists_what_the_plan_left_out(tmp_path, capsys):
+    """The report is rendered only from the tables of the current plan; the plan's warnings (strategy files with
+    invalid names) are listed in the report."""
+    runs = make_runs()
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    summarize(runs, {"parity": "default"}).to_csv(tmp_path / "summary.csv", index=False)
+    warning = f"strategies/parity/{HOSTILE}.py: skipped, not a valid strategy name"
+    (tmp_path / "config.json").write_text(json.dumps({**CONFIG, "plan_warnings": [warning]}))
+    figures = tmp_path / "figures"
+    figures.mkdir()
+    (figures / "figures.json").write_text("[]")
+    args = ["--runs", str(tmp_path / "runs.csv"), "--summary", str(tmp_path / "summary.csv"), "--figures",
+            str(figures), "--config", str(tmp_path / "config.json"), "--html", str(tmp_path / "r.html"),
+            "--markdown", str(tmp_path / "r.md"), "--tables", str(tmp_path / "tables"), "--provenance",
+            str(tmp_path / "p.json"), "--run-list", str(tmp_path / "run_dirs.txt")]
+    (tmp_path / "run_dirs.txt").write_text("".join(f"{d}\n" for d in runs["run_dir"][:-1]) + "results/runs/new\n")
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().endswith("the tables are not those of the current plan (1 planned runs "
+                                                    "missing, 1 not planned); collect again")
+    assert not (tmp_path / "r.html").exists()
+    (tmp_path / "run_dirs.txt").write_text("".join(f"{d}\n" for d in runs["run_dir"]))
+    assert main(args) == 0
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Left out of the plan" in page and HOSTILE not in page and "skipped, not a valid strategy name" in page
+    assert "plan_warnings" not in json.dumps(json.loads((tmp_path / "p.json").read_text())["config"])

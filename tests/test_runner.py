@@ -87,7 +87,7 @@ def test_ok_run_has_a_complete_record(tmp_path):
     assert len(record["hashes"]["strategy"]) == 64 and len(record["hashes"]["driver"]) == 64
     assert record["config"]["task_config"]["max_steps"] == 5 and record["device"]["resolved"] == "cpu"
     assert set(record["environment"]["packages"]) >= {"torch", "snakemake", "opacus"}
-    assert not list(run_dir.glob(".*"))  # no temporary files left
+    assert not list(run_dir.glob(".*")) and not list(run_dir.parent.glob(".*"))  # no temporary files left
 
 
 def test_failed_run_is_a_result(tmp_path):

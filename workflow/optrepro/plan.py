@@ -15,6 +15,7 @@ import argparse
 import functools
 import math
 import os
+import re
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -49,8 +50,30 @@ def strategy_root(config: dict, basedir: str | Path) -> Path:
     return Path(basedir, config.get("strategy_dir", "strategies"))
 
 
+# A strategy's name is its file name without `.py`: data that goes into paths, wildcards and shell commands.
+# reports/config.json carries, under this key beside the configuration, what the plan left out and why.
+PLAN_WARNINGS_KEY = "plan_warnings"
+# The schema's pattern for listed names and the train rule's wildcard constraint are the same.
+STRATEGY_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def strategy_files(root: Path, task: str) -> list[Path]:
+    """The task's strategy files (not `_private.py` helpers), valid names or not, in name order."""
+    return sorted(p for p in (root / task).glob("*.py") if not p.name.startswith("_"))
+
+
 def available_strategies(root: Path, task: str) -> list[str]:
-    return sorted(p.stem for p in (root / task).glob("*.py") if not p.name.startswith("_"))
+    """The names of the task's strategy files whose name is a valid strategy name."""
+    return [p.stem for p in strategy_files(root, task) if STRATEGY_NAME.fullmatch(p.stem)]
+
+
+def skipped_strategy_files(config: dict, basedir: str | Path) -> list[str]:
+    """One warning per strategy file that `strategies: all` leaves out because its name is not a valid strategy
+    name (letters, digits, `_`, `.`, `-`)."""
+    root = strategy_root(config, basedir)
+    return [f"{path}: skipped, {path.stem!r} is not a valid strategy name (letters, digits, _ . - only)"
+            for task, settings in config["tasks"].items() if settings.get("strategies") == "all"
+            for path in strategy_files(root, task) if not STRATEGY_NAME.fullmatch(path.stem)]
 
 
 def task_strategies(config: dict, root: Path, task: str) -> list[str]:
@@ -160,17 +183,32 @@ def fetch_arguments(config: dict, dataset: str) -> list[str]:
     return args
 
 
-def forget_failed_fetches(config: dict) -> list[str]:
-    """Remove the status files of failed fetches, so that this invocation tries them again; return their names."""
+def retry_failed_fetches(config: dict, runs: list[PlannedRun]) -> list[str]:
+    """Make this invocation fetch again every dataset whose last fetch failed, and rerun exactly the planned runs
+    that were recorded as failed for want of it: their status file, records and logs are removed (the train
+    rule reads the status as `ancient`, so a new status reruns nothing else). Returns the datasets."""
+    import json
+
     from .data import read_status, status_path
 
-    forgotten = []
+    failed = []
     for dataset in needed_datasets(config):
         status = status_path(data_root(config), dataset)
         if status.exists() and read_status(status).get("status") != "ok":
-            status.unlink()
-            forgotten.append(dataset)
-    return forgotten
+            failed.append(dataset)
+    unavailable = tuple(f"dataset {dataset} unavailable:" for dataset in failed)
+    for run in runs:
+        record = Path(run.run_dir, "record.json")
+        try:
+            error = json.loads(record.read_text()).get("error") or ""
+        except (OSError, ValueError):
+            continue
+        if error.startswith(unavailable):
+            Path(run.run_dir, "run.log").unlink(missing_ok=True)
+            record.unlink()
+    for dataset in failed:
+        status_path(data_root(config), dataset).unlink()
+    return failed
 
 
 def cuda_visible() -> bool:

@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     device = device_info(args.device)
     command = driver_command(args, device["resolved"])
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
-    log_tmp = run_dir / ".run.log.tmp"
+    # Beside the run directory, not in it: the sandboxed driver may write its run directory, never its log.
+    log_tmp = run_dir.parent / f".{run_dir.name}.run.log.tmp"
     missing_data = unavailable_data(args.data_root, args.datasets)
     time_limit = args.time_limit or default_time_limit(args.task, args.benchmark, args.protocol, args.overrides)
     sandbox, sandbox_note = "none", None

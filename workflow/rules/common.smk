@@ -28,15 +28,19 @@ except plan.ConfigError as error:
 RUNS = plan.planned_runs(config, REPO)
 DATA_ROOT = plan.data_root(config)
 if workflow.is_main_process and not workflow.dryrun:  # not in job processes, which parse this file too
-    for dataset in plan.forget_failed_fetches(config):
-        print(f"fetch of {dataset} failed last time; trying again", file=sys.stderr)
+    for dataset in plan.retry_failed_fetches(config, RUNS):
+        print(f"fetch of {dataset} failed last time; trying again (and the runs that lacked it)", file=sys.stderr)
+PLAN_WARNINGS = plan.skipped_strategy_files(config, REPO)
+if workflow.is_main_process:
+    for warning in PLAN_WARNINGS:
+        print(f"WARNING: {warning}", file=sys.stderr)
 
 
 wildcard_constraints:
     task="[a-z]+",
     protocol="[a-z]+",
     benchmark="[A-Za-z0-9_.-]+",
-    strategy="[A-Za-z0-9_.-]+",
+    strategy=plan.STRATEGY_NAME.pattern,
     seed="-?[0-9]+",
 
 
@@ -49,8 +53,9 @@ def get_driver_sources(wildcards):
 
 
 def get_dataset_status(wildcards):
-    """The fetch status files of the datasets a run reads (none for parity)."""
-    return [str(status_path(DATA_ROOT, d)) for d in plan.run_datasets(wildcards.task, wildcards.benchmark)]
+    """The fetch status files of the datasets a run reads (none for parity); `ancient`, so that fetching again
+    reruns only the runs whose records retry_failed_fetches removed, not every run of the dataset."""
+    return [ancient(str(status_path(DATA_ROOT, d))) for d in plan.run_datasets(wildcards.task, wildcards.benchmark)]
 
 
 def get_dataset_args(wildcards):

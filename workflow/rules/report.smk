@@ -12,14 +12,14 @@ REFERENCE_FILES = [str(path) for path in [reference_path(config, REPO)] if path]
 REFERENCE_OPTION = " ".join(f"--reference {shlex.quote(path)}" for path in REFERENCE_FILES)
 
 
-# Write the resolved configuration that the report shows.
+# Write the resolved configuration that the report shows, with what the plan left out and why.
 rule write_config:
     output:
         "reports/config.json",
     log:
         "logs/write_config.log",
     params:
-        text=json.dumps(config, indent=2),
+        text=json.dumps({**config, plan.PLAN_WARNINGS_KEY: PLAN_WARNINGS}, indent=2),
     run:
         from optrepro.files import write_text_atomic
 
@@ -56,6 +56,7 @@ rule draw_figures:
 # Render the report (HTML, Markdown, LaTeX tables, provenance.json) from the tables and figures.
 rule render_report:
     input:
+        run_list="results/tables/run_dirs.txt",
         runs="results/tables/runs.csv",
         summary="results/tables/summary.csv",
         figures="reports/figures",
@@ -74,5 +75,6 @@ rule render_report:
         reference=REFERENCE_OPTION,
     shell:
         "python -m optrepro.report.render --runs {input.runs} --summary {input.summary}"
-        " --figures {input.figures} --config {input.config} {params.reference} --html {output.html}"
+        " --figures {input.figures} --config {input.config} {params.reference} --run-list {input.run_list}"
+        " --html {output.html}"
         " --markdown {output.markdown} --tables {output.tables} --provenance {output.provenance} 2> {log}"

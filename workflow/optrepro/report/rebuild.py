@@ -44,11 +44,17 @@ def rebuild(config: dict) -> None:
     write_summary(TABLES / "runs.csv", TABLES / "summary.csv", config_references(config))
     # Read back what the workflow's later steps read, so both paths give the same report.
     runs, curves, summary = (read_table(TABLES / f"{name}.csv") for name in ("runs", "curves", "summary"))
-    write_text_atomic(REPORTS / "config.json", json.dumps(config, indent=2))  # in order: tasks as listed
+    plan_warnings = plan.skipped_strategy_files(config, REPO_DIR)
+    for warning in plan_warnings:
+        print(f"WARNING: {warning}", file=sys.stderr)
+    # in order: tasks as listed; what the plan left out beside it, as the workflow's write_config does
+    write_text_atomic(REPORTS / "config.json", json.dumps({**config, plan.PLAN_WARNINGS_KEY: plan_warnings},
+                                                          indent=2))
     path = reference_path(config, REPO_DIR)
     reference = read_reference(path) if path else None
     written = write_figures(runs, curves, summary, reference, REPORTS / "figures")
-    report = render_report(runs, summary, config, REPORTS / "figures", reference, missing)
+    report = render_report(runs, summary, config, REPORTS / "figures", reference, missing,
+                           plan_warnings=plan_warnings)
     write_report(report, REPORTS / "report.html", REPORTS / "report.md", REPORTS / "tables",
                  REPORTS / "provenance.json")
     print(f"rebuilt the report from {len(present)} of {len(planned)} planned runs: {len(written)} figures, "

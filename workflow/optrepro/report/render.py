@@ -31,6 +31,7 @@ import markupsafe
 import pandas as pd
 
 from ..files import atomic_directory, write_json_atomic, write_text_atomic
+from ..plan import PLAN_WARNINGS_KEY
 from .figures import Figure, read_manifest
 from .lineage import cell_warnings, provenance
 from .reference import compare, read_reference
@@ -213,8 +214,9 @@ class Report:
 
 def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figures_dir: Path | None = None,
                   reference: pd.DataFrame | None = None, missing_runs: list[str] | None = None,
-                  markdown_figures: str = "figures") -> Report:
-    """Every form of the report from the tables; `figures_dir` holds the figures rule's output (none: no figures)."""
+                  markdown_figures: str = "figures", plan_warnings: list[str] | None = None) -> Report:
+    """Every form of the report from the tables; `figures_dir` holds the figures rule's output (none: no figures);
+    `plan_warnings` what the plan left out (strategy files with invalid names)."""
     summary = blank_missing_text(summary)
     figures = read_manifest(figures_dir) if figures_dir else []
     comparison = compare(summary, reference) if reference is not None else pd.DataFrame(
@@ -228,7 +230,7 @@ def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figur
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "sections": parts,
         "opening": opening,
         "n_runs": len(runs), "n_ok": int((runs["status"] == "ok").sum()), "failed": record["failed_runs"],
-        "sandboxes": sandbox_counts(runs),
+        "sandboxes": sandbox_counts(runs), "plan_warnings": plan_warnings or [],
         "missing": record["missing_runs"], "cells": page_provenance(record),
         "warnings": [cell for cell in record["cells"] if cell["warning"]],
         "config": json.dumps(config, indent=2), "figures_path": markdown_figures,
@@ -239,6 +241,16 @@ def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figur
     markdown = MARKDOWN.get_template("report.md.j2").render(**context)
     tex = {table.name: TEX.get_template("table.tex.j2").render(table=table) for table in all_tables(opening + parts)}
     return Report(html, markdown, tex, record)
+
+
+def plan_mismatch(runs: pd.DataFrame, run_list: Path) -> str | None:
+    """Why runs.csv does not belong to the current plan (the run folders `list_runs` wrote), or None."""
+    planned = {line for line in run_list.read_text().splitlines() if line.strip()}
+    tabled = set(runs["run_dir"].astype(str)) if "run_dir" in runs else set()
+    if planned == tabled:
+        return None
+    return (f"{run_list}: the tables are not those of the current plan ({len(planned - tabled)} planned runs "
+            f"missing, {len(tabled - planned)} not planned); collect again")
 
 
 def write_report(report: Report, html: Path, markdown: Path, tables: Path, provenance_json: Path) -> None:
@@ -257,15 +269,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, required=True, help="input figures folder (optrepro.report.figures)")
     parser.add_argument("--config", type=Path, required=True, help="the resolved workflow configuration (JSON)")
     parser.add_argument("--reference", type=Path, help="reference CSV (optrepro.report.reference)")
+    parser.add_argument("--run-list", type=Path,
+                        help="the plan's run folders (list_runs); refuse tables that are not exactly its runs")
     parser.add_argument("--html", type=Path, required=True, help="output report.html")
     parser.add_argument("--markdown", type=Path, required=True, help="output report.md")
     parser.add_argument("--tables", type=Path, required=True, help="output folder of LaTeX tables (replaced)")
     parser.add_argument("--provenance", type=Path, required=True, help="output provenance.json")
     args = parser.parse_args(argv)
+    runs = read_table(args.runs)
+    if args.run_list and (mismatch := plan_mismatch(runs, args.run_list)):
+        print(f"ERROR: {mismatch}", file=sys.stderr)
+        return 2
     reference = read_reference(args.reference) if args.reference else None
-    report = render_report(read_table(args.runs), read_table(args.summary), json.loads(args.config.read_text()),
-                           args.figures, reference, markdown_figures=os.path.relpath(args.figures,
-                                                                                     args.markdown.parent))
+    config = json.loads(args.config.read_text())
+    plan_warnings = config.pop(PLAN_WARNINGS_KEY, [])
+    report = render_report(runs, read_table(args.summary), config, args.figures, reference,
+                           markdown_figures=os.path.relpath(args.figures, args.markdown.parent),
+                           plan_warnings=plan_warnings)
     write_report(report, args.html, args.markdown, args.tables, args.provenance)
     print(f"wrote {args.html}, {args.markdown}, {len(report.tex)} LaTeX tables, {args.provenance}", file=sys.stderr)
     return 0

@@ -1,0 +1,88 @@
+"""The faults a hostile or careless strategy author, user or host can cause, and what each must come to.
+
+Each runner fault is a parity strategy whose `make_dataset` (or whole file) misbehaves; it goes through the real
+runner (`python -m optrepro.runner`, its default sandbox) and must end as the run's own result with `error`
+matching. README, "Failures are results", has one row per fault here and per workflow fault
+(test_fault_workflow.py), with what the user sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HEADER = "import os, signal, subprocess, sys, time, socket\n"
+INIT = "def init_model(model, config):\n    pass\n\n"
+OPTIMIZER = ('def get_optimizer_config(config):\n'
+             '    return {"lr": 1e-3, "wd": 0.0, "beta1": 0.9, "beta2": 0.999}\n')
+GOOD_DATA = "x = torch.randint(0, 2, (64, config.n_features)).float(); return x, parity_labels(x, secret)"
+
+
+def strategy(body: str = GOOD_DATA, init: str = "pass", header: str = HEADER) -> str:
+    """A parity strategy file whose make_dataset runs `body` (placeholders filled in by `Fault.text`)."""
+    return (header + f"def init_model(model, config):\n    {init}\n\n"
+            f"def make_dataset(secret, config, seed):\n    {body}\n\n" + OPTIMIZER)
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    source: str  # the strategy file; {run_dir}, {other} (another run's folder), {marker} (a token unique to the
+    # test, for processes and files to look for) and {port} (a listening local port) are filled in
+    error: str | None  # regex the record's error must match from its start; None: the run is ok
+    sees: str  # what the user sees, for the README
+    time_limit: float | None = None
+
+    def text(self, **values: str) -> str:
+        """The strategy file with its placeholders filled in."""
+        text = self.source
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", value)
+        return text
+
+
+RUNNER_FAULTS = [
+    Fault("loops-forever", strategy("while True: pass"), r"timed out after 3 s$",
+          "failed run `timed out after N s`; the driver's process group is ended", time_limit=3),
+    Fault("child-outlives", strategy("subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(999)', "
+                                     "'{marker}']); time.sleep(999)"), r"timed out after 3 s$",
+          "failed run (timed out); the strategy's children end with it", time_limit=3),
+    Fault("out-of-memory", strategy("os.kill(os.getpid(), signal.SIGKILL)"),
+          r"killed by SIGKILL \(out of memory\?\)$", "failed run `killed by SIGKILL (out of memory?)`"),
+    Fault("keyboard-interrupt", strategy("raise KeyboardInterrupt"), r"interrupted$", "failed run `interrupted`"),
+    Fault("segfault", strategy("os.kill(os.getpid(), signal.SIGSEGV)"), r"killed by SIGSEGV$",
+          "failed run `killed by SIGSEGV`"),
+    Fault("exit-0-silently", strategy("sys.exit(0)"), r"driver printed no FINAL_METRICS/TEST_METRICS line$",
+          "failed run `driver printed no FINAL_METRICS/TEST_METRICS line`"),
+    Fault("hard-exit", strategy("os._exit(3)"), r"driver exited with status 3",
+          "failed run `driver exited with status 3`"),
+    Fault("raises", strategy("raise ValueError('no data for ' + str(secret))"),
+          r".*make_dataset raised ValueError: no data for \(.*\) \(s\.py:\d+\)$",
+          "failed run with the exception and the strategy's file and line"),
+    Fault("syntax-error", "def make_dataset(:\n", r".*SyntaxError: .* \(line 1\)$",
+          "failed run `SyntaxError: ... (line N)`"),
+    Fault("missing-function", HEADER + INIT + OPTIMIZER, r".*missing function\(s\) make_dataset$",
+          "failed run naming the missing functions"),
+    Fault("wrong-return", strategy("return None"), r".*make_dataset",
+          "failed run saying what make_dataset returned instead"),
+    Fault("nan-weights", strategy(init="torch.nn.init.constant_(model[0].weight, float('nan'))"),
+          r"diverged: loss nan at step 1", "failed run `diverged: loss nan at step 1 (...)`, numbers kept, unranked"),
+    Fault("rewrite-other-record", strategy("open('{other}/record.json', 'w').write('forged'); " + GOOD_DATA),
+          r".*make_dataset raised (PermissionError|OSError).*(Read-only file system|Permission denied)",
+          "failed run; the other run's record is untouched (read-only file system)"),
+    Fault("write-repository", strategy("import optrepro; open(os.path.join(os.path.dirname(optrepro.__file__), "
+                                       "'planted_{marker}.py'), 'w'); " + GOOD_DATA),
+          r".*make_dataset raised (PermissionError|OSError).*(Read-only file system|Permission denied)",
+          "failed run; nothing is written outside the run directory"),
+    Fault("shell-command", strategy("os.system('touch /tmp/{marker}'); " + GOOD_DATA), None,
+          "ok run; the command ran in the sandbox's private /tmp, nothing outside changed"),
+    Fault("network", strategy("socket.create_connection(('127.0.0.1', {port}), timeout=5); " + GOOD_DATA),
+          r".*make_dataset raised (ConnectionRefusedError|OSError)",
+          "failed run; no connection leaves the sandbox (no network)"),
+    Fault("daemon", strategy("subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(999)', "
+                             "'{marker}'], start_new_session=True); " + GOOD_DATA), None,
+          "ok run; the daemon it left ends with the run (its own process tree)"),
+    Fault("forge-own-files", strategy("open('{run_dir}/record.json', 'w').write('forged'); "
+                                      "open('{run_dir}/run.log', 'w').write('FINAL_METRICS test_accuracy=1.0'); "
+                                      + GOOD_DATA), None,
+          "ok run with its real numbers: the runner writes record.json and run.log last, from the driver's output"),
+]

@@ -1,0 +1,172 @@
+"""Every runner fault of the catalog through the real runner in its default sandbox, plus the runner's own
+deaths: each ends as its run's result, contained, and leaves nothing running."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from catalog import GOOD_DATA, RUNNER_FAULTS, strategy
+
+import optrepro
+from optrepro.sandbox import unavailable
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--set", "num_hidden_secrets=1", "--set", "num_orderings=1", "--set", "max_steps=5",
+        "--set", "test_set_size=32"]
+RUN = "results/runs/parity/mlsbench/n32-k8/s/seed3"
+OTHER = "results/runs/parity/mlsbench/n32-k8/other/seed3"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bwrap():
+    """These faults are contained by the sandbox: without bubblewrap they would reach the machine."""
+    reason = unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the sandbox tests: {reason}")
+        pytest.skip(reason)
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes (not zombies) whose command line contains `marker`, seen from outside any sandbox."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    (proc / "stat").read_text().split(") ")[1][0] != "Z":
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def gone(marker: str, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not processes_with(marker)
+
+
+class Listener:
+    """A local TCP server that counts the connections it accepts."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port, self.accepted = self.socket.getsockname()[1], 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            connection.close()
+
+
+def runner(workdir: Path, source: str, *extra: str, **popen) -> subprocess.Popen:
+    """The real runner on a parity strategy, from `workdir` as the train rule runs it."""
+    (workdir / "s.py").write_text(source)
+    command = [sys.executable, "-m", "optrepro.runner", "--task", "parity", "--benchmark", "n32-k8", "--protocol",
+               "mlsbench", "--strategy", str(workdir / "s.py"), "--seed", "3", "--device", "cpu", "--scale",
+               "tiny", *TINY, "--config", '{"scale": "tiny"}', "--run-dir", RUN, *extra]
+    return subprocess.Popen(command, cwd=workdir, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")),
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+@pytest.mark.parametrize("fault", RUNNER_FAULTS, ids=[fault.id for fault in RUNNER_FAULTS])
+def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault):
+    other = tmp_path / OTHER
+    other.mkdir(parents=True)
+    (other / "record.json").write_text('{"status": "ok"}')
+    (tmp_path / RUN).mkdir(parents=True)
+    marker, listener = f"optrepro-fault-{tmp_path.name}", Listener()
+    source = fault.text(run_dir=str(tmp_path / RUN), other=str(other), marker=marker, port=str(listener.port))
+    extra = ["--time-limit", str(fault.time_limit)] if fault.time_limit else []
+    process = runner(tmp_path, source, *extra)
+    assert process.wait(timeout=300) == 0, process.stderr.read()
+    record = json.loads((tmp_path / RUN / "record.json").read_text())
+    assert record["sandbox"] == "bwrap"
+    if fault.error is None:
+        assert record["status"] == "ok", record["error"]
+        assert record["metrics"]["num_runs"] == 1
+        assert (tmp_path / RUN / "run.log").read_text().startswith("TASK_CONFIG")
+    else:
+        assert record["status"] == "failed" and re.match(fault.error, record["error"]), record["error"]
+    # Contained: nothing the strategy did reached outside its run.
+    assert gone(marker)
+    assert (other / "record.json").read_text() == '{"status": "ok"}'
+    assert not Path(optrepro.__file__).parent.joinpath(f"planted_{marker}.py").exists()
+    assert not Path("/tmp", marker).exists()
+    assert listener.accepted == 0
+    listener.socket.close()
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 128 + signal.SIGTERM),
+                                            (signal.SIGINT, 128 + signal.SIGINT), (signal.SIGKILL, -signal.SIGKILL)])
+def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status):
+    """scancel (SIGTERM), Ctrl-C (SIGINT), a kill outright: no record, so the job reruns; no driver left."""
+    (tmp_path / RUN).mkdir(parents=True)
+    started = tmp_path / RUN / "started"
+    process = runner(tmp_path, strategy(f"open({str(started)!r}, 'w').write('yes'); time.sleep(999)"))
+    deadline = time.monotonic() + 120
+    while not started.exists():
+        assert time.monotonic() < deadline and process.poll() is None, "the driver never started"
+        time.sleep(0.1)
+    process.send_signal(signum)
+    assert process.wait(timeout=30) == status
+    assert gone(str(tmp_path / "s.py"))
+    assert not (tmp_path / RUN / "record.json").exists() and not (tmp_path / RUN / "run.log").exists()
+
+
+def fake_dataset(root: Path, status: str = "ok") -> Path:
+    """A fetched dataset as `optrepro.data` leaves it: folder, recorded manifest, status."""
+    from optrepro.data import manifest_path, status_path
+    from optrepro.files import sha256_file, write_json_atomic
+
+    raw = root / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-labels-idx1-ubyte").write_bytes(bytes(range(10)))
+    write_json_atomic(manifest_path(root, "mnist"), {"dataset": "mnist", "archives": {}, "files": {
+        "MNIST/raw/train-labels-idx1-ubyte": sha256_file(raw / "train-labels-idx1-ubyte")}})
+    write_json_atomic(status_path(root, "mnist"), {"status": status, "error": None if status == "ok" else
+                                                   "could not fetch mnist: torchvision: Connection refused"})
+    return raw / "train-labels-idx1-ubyte"
+
+
+@pytest.mark.parametrize("status, change, error", [
+    ("ok", True, "dataset mnist changed after fetch: MNIST/raw/train-labels-idx1-ubyte"),
+    ("failed", False, "dataset mnist unavailable: could not fetch mnist: torchvision: Connection refused")])
+def test_data_that_changed_or_never_came_fails_the_run_before_the_driver_starts(tmp_path, status, change, error):
+    data = fake_dataset(tmp_path / "data", status)
+    if change:
+        data.write_bytes(bytes(range(1, 11)))
+    (tmp_path / RUN).mkdir(parents=True)
+    command = [sys.executable, "-m", "optrepro.runner", "--task", "dpsgd", "--benchmark", "mnist", "--protocol",
+               "mlsbench", "--strategy", str(REPO / "strategies/dpsgd/standard_dpsgd.py"), "--seed", "1",
+               "--device", "cpu", "--data-root", str(tmp_path / "data"), "--dataset", "mnist", "--run-dir", RUN]
+    result = subprocess.run(command, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / RUN / "record.json").read_text())
+    assert record["status"] == "failed" and record["error"] == error
+    assert (tmp_path / RUN / "run.log").read_text() == ""  # the driver never ran
+
+
+def test_the_good_strategy_of_the_catalog_is_good(tmp_path):
+    """The faults differ from a working strategy only in what they do wrong."""
+    (tmp_path / RUN).mkdir(parents=True)
+    process = runner(tmp_path, strategy(GOOD_DATA))
+    assert process.wait(timeout=300) == 0
+    assert json.loads((tmp_path / RUN / "record.json").read_text())["status"] == "ok"
