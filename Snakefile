@@ -37,7 +37,10 @@ include: "workflow/rules/collect.smk"
 include: "workflow/rules/report.smk"
 
 
+# Every run's record is requested too: Snakemake does not regenerate a missing file that only up-to-date outputs
+# depend on (it takes it for a removed temporary one), so a record removed to rerun its run would be ignored.
 rule all:
     default_target: True
     input:
         "reports/report.html",
+        get_run_files("record.json"),

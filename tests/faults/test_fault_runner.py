@@ -170,3 +170,13 @@ def test_the_good_strategy_of_the_catalog_is_good(tmp_path):
     process = runner(tmp_path, strategy(GOOD_DATA))
     assert process.wait(timeout=300) == 0
     assert json.loads((tmp_path / RUN / "record.json").read_text())["status"] == "ok"
+
+
+def test_the_readme_fault_table_names_every_fault_and_counts_them():
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Failures are results", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| fault")]
+    for fault in RUNNER_FAULTS:
+        assert f"(`{fault.id}`)" in section, fault.id
+    contained = [row for row in rows if "not contained" not in row]
+    assert f"tried {len(rows)}, contained {len(contained)}:" in section

@@ -1,0 +1,160 @@
+"""Faults through the real Snakemake workflow: hostile strategies in one plan, strategy files with names that are
+not names, a fetch that fails and then succeeds, an invalid configuration. The workflow completes (or refuses to
+start, for the configuration) and the report says what failed and why."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from catalog import GOOD_DATA, strategy
+
+from optrepro.data import MNIST_SHA256
+from optrepro.files import sha256_file
+from optrepro.sandbox import unavailable
+
+pytestmark = pytest.mark.workflow
+REPO = Path(__file__).resolve().parents[2]
+TINY_PARITY = {"num_hidden_secrets": 1, "num_orderings": 1, "max_steps": 20, "log_interval": 10,
+               "test_set_size": 64, "max_train_examples": 5000}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+                             "--directory", str(workdir), "--configfile", str(workdir / "faults.yaml"), *args],
+                            capture_output=True, text=True, timeout=900)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def parity_config(workdir: Path, strategies, **task) -> None:
+    config = {"scale": "tiny", "seeds": [1], "strategy_dir": str(workdir / "strategies"),
+              "tasks": {"parity": {"benchmarks": ["n32-k8"], "protocols": ["mlsbench"], "strategies": strategies,
+                                   "overrides": TINY_PARITY, **task}}}
+    (workdir / "faults.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_them(tmp_path):
+    """One that loops forever, one that is SIGKILLed (as by the OOM killer), one that rewrites another run's
+    record: the workflow completes, the good strategy's run is ok, the report names each failure's reason."""
+    if reason := unavailable():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the sandbox tests: {reason}")
+        pytest.skip(reason)
+    folder = tmp_path / "strategies" / "parity"
+    folder.mkdir(parents=True)
+    good = tmp_path / "results/runs/parity/mlsbench/n32-k8/good/seed1/record.json"
+    sources = {"good": strategy(), "loops": strategy("while True: pass"),
+               "oom": strategy("os.kill(os.getpid(), signal.SIGKILL)"),
+               "vandal": strategy(f"time.sleep(10); open({str(good)!r}, 'w').write('forged'); " + GOOD_DATA)}
+    for name, source in sources.items():
+        (folder / f"{name}.py").write_text(source)
+    parity_config(tmp_path, list(sources), reference="good", time_limit_s=15)
+    snakemake(tmp_path)
+    runs = pd.read_csv(tmp_path / "results/tables/runs.csv").set_index("strategy")
+    assert runs.loc["good", "status"] == "ok" and json.loads(good.read_text())["status"] == "ok"
+    assert runs.loc["loops", "error"] == "timed out after 15 s"
+    assert runs.loc["oom", "error"] == "killed by SIGKILL (out of memory?)"
+    assert "Read-only file system" in runs.loc["vandal", "error"]
+    assert set(runs["sandbox"]) == {"bwrap"}
+    page = (tmp_path / "reports/report.html").read_text()
+    for text in ("timed out after 15 s", "killed by SIGKILL (out of memory?)", "Read-only file system",
+                 "sandbox bwrap: 4 runs"):
+        assert text in page
+
+
+@pytest.mark.parametrize("bad", ["x_<b>", "tex_$&%#_"])
+def test_a_strategy_file_whose_name_is_no_name_is_skipped_and_reported(tmp_path, bad):
+    folder = tmp_path / "strategies" / "parity"
+    folder.mkdir(parents=True)
+    for name in ("good", bad):
+        (folder / f"{name}.py").write_text(strategy())
+    parity_config(tmp_path, "all", reference="good")
+    result = snakemake(tmp_path)
+    assert f"WARNING: {folder / (bad + '.py')}: skipped" in result.stderr
+    runs = pd.read_csv(tmp_path / "results/tables/runs.csv")
+    assert runs["strategy"].tolist() == ["good"] and runs["status"].tolist() == ["ok"]
+    page = (tmp_path / "reports/report.md").read_text()
+    assert "Left out of the plan" in page and "is not a valid strategy name" in page
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_failed_fetch_is_retried_with_exactly_the_runs_that_lacked_it(tmp_path, mnist_root):
+    """First call: the mirror is down, the hyper-cleaning run is recorded as lacking MNIST, the toy run is ok.
+    Second call, the mirror up: MNIST is fetched and exactly that run reruns; then nothing is left to do."""
+    served = tmp_path / "mirror"
+    served.mkdir()
+    archives, md5 = {}, {}
+    for relative in MNIST_SHA256:
+        name = Path(relative).name + ".gz"
+        (served / name).write_bytes(gzip.compress((mnist_root / relative).read_bytes(), mtime=0))
+        archives[name] = sha256_file(served / name)
+        md5[name] = __import__("hashlib").md5((served / name).read_bytes()).hexdigest()
+    port = free_port()
+    shutil.copytree(REPO / "strategies" / "bilevel", tmp_path / "strategies" / "bilevel",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    config = {"scale": "tiny", "seeds": [1], "strategy_dir": str(tmp_path / "strategies"),
+              "data": {"root": "data", "datasets": {"mnist": {
+                  "sources": [f"torchvision=http://127.0.0.1:{port}/"], "archives": archives, "md5": md5,
+                  "sha256": MNIST_SHA256}}},
+              "tasks": {"bilevel": {"benchmarks": ["toy-convergence", "hyperclean-linear"], "protocols": ["mlsbench"],
+                                    "strategies": ["v_pbgd"], "overrides": {"max_outer_itr": 2}}}}
+    (tmp_path / "faults.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path)
+    records = {b: tmp_path / f"results/runs/bilevel/mlsbench/{b}/v_pbgd/seed1/record.json"
+               for b in ("toy-convergence", "hyperclean-linear")}
+    first = {b: json.loads(path.read_text()) for b, path in records.items()}
+    assert first["toy-convergence"]["status"] == "ok"
+    assert first["hyperclean-linear"]["error"].startswith("dataset mnist unavailable: could not fetch mnist")
+    toy_written = records["toy-convergence"].stat().st_mtime_ns
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = snakemake(tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "fetch of mnist failed last time; trying again" in result.stderr
+    output = result.stdout + result.stderr
+    assert output.count("rule train:") == 1, output[-3000:]
+    assert "--benchmark hyperclean-linear" in output and "--benchmark toy-convergence" not in output
+    assert json.loads(records["hyperclean-linear"].read_text())["status"] == "ok"
+    assert records["toy-convergence"].stat().st_mtime_ns == toy_written
+    assert "Nothing to be done" in snakemake(tmp_path, "-n").stdout + snakemake(tmp_path, "-n").stderr
+
+
+def test_an_invalid_configuration_is_refused_with_one_line_per_problem(tmp_path):
+    (tmp_path / "strategies" / "parity").mkdir(parents=True)
+    (tmp_path / "strategies" / "parity" / "good.py").write_text(strategy())
+    parity_config(tmp_path, ["good", "absent"], reference="nobody")
+    config = yaml.safe_load((tmp_path / "faults.yaml").read_text())
+    config["tasks"]["parity"]["benchmarks"] = ["n32-k8", "n99-k8"]
+    (tmp_path / "faults.yaml").write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, check=False)
+    assert result.returncode != 0
+    for problem in ("unknown benchmark 'n99-k8'", "no strategy file", "'nobody' is not among the task's strategies"):
+        assert problem in result.stderr
+    assert not (tmp_path / "results").exists()
