@@ -8,7 +8,9 @@ matching. README, "Failures are results", has one row per fault here and per wor
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 HEADER = "import os, signal, subprocess, sys, time, socket\n"
 INIT = "def init_model(model, config):\n    pass\n\n"
@@ -86,3 +88,23 @@ RUNNER_FAULTS = [
                                       + GOOD_DATA), None,
           "ok run with its real numbers: the runner writes record.json and run.log last, from the driver's output"),
 ]
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes (not zombies) whose command line contains `marker`, seen from outside any sandbox."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
+                    (proc / "stat").read_text().split(") ")[1][0] != "Z":
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def gone(marker: str, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not processes_with(marker)

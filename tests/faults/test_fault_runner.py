@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from catalog import GOOD_DATA, RUNNER_FAULTS, strategy
+from catalog import GOOD_DATA, RUNNER_FAULTS, gone, strategy
 
 import optrepro
 from optrepro.sandbox import unavailable
@@ -35,26 +35,6 @@ def bwrap():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the sandbox tests: {reason}")
         pytest.skip(reason)
-
-
-def processes_with(marker: str) -> list[int]:
-    """Live processes (not zombies) whose command line contains `marker`, seen from outside any sandbox."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if marker in (proc / "cmdline").read_bytes().decode(errors="replace") and \
-                    (proc / "stat").read_text().split(") ")[1][0] != "Z":
-                found.append(int(proc.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def gone(marker: str, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not processes_with(marker)
 
 
 class Listener:

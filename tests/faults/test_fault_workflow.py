@@ -9,17 +9,19 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from catalog import GOOD_DATA, strategy
+from catalog import GOOD_DATA, gone, processes_with, strategy
 
 from optrepro.data import MNIST_SHA256
 from optrepro.files import sha256_file
@@ -56,16 +58,18 @@ def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_th
         pytest.skip(reason)
     folder = tmp_path / "strategies" / "parity"
     folder.mkdir(parents=True)
-    good = tmp_path / "results/runs/parity/mlsbench/n32-k8/good/seed1/record.json"
+    other = tmp_path / "results/runs/parity/mlsbench/n32-k8/earlier/seed1/record.json"  # a run of an earlier plan
+    other.parent.mkdir(parents=True)
+    other.write_text('{"status": "ok"}')
     sources = {"good": strategy(), "loops": strategy("while True: pass"),
                "oom": strategy("os.kill(os.getpid(), signal.SIGKILL)"),
-               "vandal": strategy(f"time.sleep(10); open({str(good)!r}, 'w').write('forged'); " + GOOD_DATA)}
+               "vandal": strategy(f"open({str(other)!r}, 'w').write('forged'); " + GOOD_DATA)}
     for name, source in sources.items():
         (folder / f"{name}.py").write_text(source)
     parity_config(tmp_path, list(sources), reference="good", time_limit_s=15)
     snakemake(tmp_path)
     runs = pd.read_csv(tmp_path / "results/tables/runs.csv").set_index("strategy")
-    assert runs.loc["good", "status"] == "ok" and json.loads(good.read_text())["status"] == "ok"
+    assert runs.loc["good", "status"] == "ok" and other.read_text() == '{"status": "ok"}'
     assert runs.loc["loops", "error"] == "timed out after 15 s"
     assert runs.loc["oom", "error"] == "killed by SIGKILL (out of memory?)"
     assert "Read-only file system" in runs.loc["vandal", "error"]
@@ -158,3 +162,27 @@ def test_an_invalid_configuration_is_refused_with_one_line_per_problem(tmp_path)
     for problem in ("unknown benchmark 'n99-k8'", "no strategy file", "'nobody' is not among the task's strategies"):
         assert problem in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_ctrl_c_stops_the_workflow_promptly_and_leaves_no_driver(tmp_path):
+    """Ctrl-C in a terminal sends SIGINT to snakemake's whole process group: a strategy that never returns does
+    not hold the workflow, and nothing of the run is left behind; the interrupted run has no record."""
+    folder = tmp_path / "strategies" / "parity"
+    folder.mkdir(parents=True)
+    marker = f"optrepro-ctrl-c-{tmp_path.name}"
+    (folder / "loops.py").write_text(strategy(f"subprocess.Popen([sys.executable, '-c', 'import time; "
+                                              f"time.sleep(999)', {marker!r}]); time.sleep(999)"))
+    parity_config(tmp_path, ["loops"])
+    process = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1",
+                                "--directory", str(tmp_path), "--configfile", str(tmp_path / "faults.yaml")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 180
+    while not processes_with(marker):
+        assert time.monotonic() < deadline and process.poll() is None, "the strategy never started"
+        time.sleep(0.2)
+    stopped = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=60) != 0
+    assert time.monotonic() - stopped < 30
+    assert gone(marker)
+    assert not (tmp_path / "results/runs/parity/mlsbench/n32-k8/loops/seed1/record.json").exists()

@@ -195,7 +195,7 @@ def page_provenance(record: dict) -> list[dict[str, object]]:
 
 def sandbox_counts(runs: pd.DataFrame) -> str:
     """`bwrap: 70 runs, none: 6 runs`: what the drivers ran in ('' for records that do not say)."""
-    used = runs["sandbox"].fillna("").astype(str) if "sandbox" in runs else pd.Series(dtype=str)
+    used = runs["sandbox"].dropna().astype(str) if "sandbox" in runs else pd.Series(dtype=str)
     counts = used[used != ""].value_counts()
     return ", ".join(f"{name}: {count} run{'s' if count != 1 else ''}" for name, count in counts.items())
 
