@@ -149,6 +149,21 @@ def test_rankings_side_by_side_with_kendall_tau():
     assert changes.at["c", "corrected"].startswith("not ranked (")
 
 
+def test_no_comparison_on_both_sides_is_no_change():
+    """Unranked under mlsbench (not private) and failed under corrected: neither protocol compares it."""
+    runs = protocol_runs()
+    runs = runs[~((runs["protocol"] == "corrected") & (runs["strategy"] == "c"))]
+    failed = [{"task": "dpsgd", "protocol": "corrected", "benchmark": "mnist", "strategy": "c", "seed": seed,
+               "scale": "full", "status": "failed"} for seed in (1, 2, 3)]
+    mlsbench_c = (runs["protocol"] == "mlsbench") & (runs["strategy"] == "c")
+    runs.loc[mlsbench_c, "private"] = False
+    summary = blank_missing_text(summarize(pd.concat([runs, pd.DataFrame(failed)], ignore_index=True),
+                                           {"dpsgd": "base"}))
+    said = compare_protocols(summary)[0]["said"]
+    assert said.at["c", "mlsbench"].startswith("not ranked (") and said.at["c", "corrected"] == "no result"
+    assert list(conclusion_changes(compare_protocols(summary))["strategy"]) == ["a"]
+
+
 def test_the_tables_mark_exactly_the_changed_conclusions():
     from optrepro.report.reproduction import corrections_paragraph
     from optrepro.report.tables import changes_table, protocol_table

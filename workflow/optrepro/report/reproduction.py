@@ -143,8 +143,10 @@ def conclusion(row: pd.Series | None) -> str:
 
 
 def verdict_kind(text: str) -> str:
-    """The conclusion without its evidence, which is what must agree across protocols."""
-    return text.split(" (")[0]
+    """What must agree across protocols: the conclusion without its evidence, where one is drawn; not ranked, no
+    result and not compared are all no comparison (a change is of sign or significance, or to or from none)."""
+    kind = text.split(" (")[0]
+    return "no comparison" if kind in ("not ranked", "no result", "not compared") else kind
 
 
 def compare_protocols(summary: pd.DataFrame) -> list[dict]:
