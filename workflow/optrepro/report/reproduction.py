@@ -51,17 +51,26 @@ def prediction_interval(values: pd.Series) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+NO_NUMBERS = {"n": 0, "mean": math.nan, "std": math.nan, "low": math.nan, "high": math.nan}
+
+
+def checked_values(original: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The original's values a verdict checks: its seed rows, else its `mean` row; and whether they are seeds."""
+    seeded = original[original["seed"] != MEAN]
+    return (seeded, True) if len(seeded) else (original, False)
+
+
 def judge(ours: pd.DataFrame, metric: str, original: pd.DataFrame, exact: bool) -> dict[str, object]:
     """Verdict of one cell: `ours` its ok full-scale runs, `original` its reference rows."""
     values = pd.to_numeric(ours[metric], errors="coerce").dropna() if metric in ours else pd.Series(dtype=float)
-    seeded = original[original["seed"] != MEAN]
-    found = {"n": len(values), "mean": values.mean() if len(values) else math.nan,
-             "std": values.std(ddof=1) if len(values) >= 2 else math.nan, "low": math.nan, "high": math.nan}
+    checked, seeds = checked_values(original)
+    spread = seed_stats(values)
+    found = {**NO_NUMBERS, "n": spread["n"], "mean": spread["mean"], "std": spread["std"]}
     if values.empty:
         return {**found, "verdict": NO_DATA, "why": "no ok run" if ours.empty else f"no run printed {metric}"}
-    if exact and len(seeded):
+    if exact and seeds:
         by_seed = dict(zip(ours["seed"].astype(int), pd.to_numeric(ours[metric], errors="coerce")))
-        common = [row for row in seeded.itertuples() if int(row.seed) in by_seed]
+        common = [row for row in checked.itertuples() if int(row.seed) in by_seed]
         if not common:
             return {**found, "verdict": NO_DATA, "why": "none of the original's seeds was run"}
         differ = [f"seed {row.seed}: ours {by_seed[int(row.seed)]:.6g}" for row in common
@@ -71,13 +80,10 @@ def judge(ours: pd.DataFrame, metric: str, original: pd.DataFrame, exact: bool) 
                                                f"{', '.join(str(row.seed) for row in common)}"}
     if len(values) < 2:
         return {**found, "verdict": NO_DATA, "why": "one seed: no interval"}
-    checked = seeded if len(seeded) else original
-    if len(seeded):
-        low, high = prediction_interval(values)
-        kind = "95% prediction interval"
+    if seeds:
+        (low, high), kind = prediction_interval(values), "95% prediction interval"
     else:
-        interval = seed_stats(values)
-        low, high, kind = interval["ci95_low"], interval["ci95_high"], "95% CI of the mean"
+        low, high, kind = spread["ci95_low"], spread["ci95_high"], "95% CI of the mean"
     outside = [f"{row.printed}" for row in checked.itertuples()
                if not low - half_unit(row.printed) <= row.value <= high + half_unit(row.printed)]
     return {**found, "low": low, "high": high, "verdict": NOT_REPRODUCED if outside else REPRODUCED,
@@ -99,21 +105,19 @@ def verdicts(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         mine = runs[(runs[CELL[:-1]] == pd.Series(cell)[CELL[:-1]]).all(axis=1)] if len(runs) else runs
         full = mine[(mine["scale"] == REFERENCE_SCALE) & (mine["status"] == "ok")]
         exact = (cell["benchmark"], cell["protocol"]) in declared(cell["task"], "EXACT_PER_SEED", ())
-        nothing = {"n": 0, "mean": math.nan, "std": math.nan, "low": math.nan, "high": math.nan}
         if mine.empty:
-            result = {**nothing, "verdict": NO_DATA, "why": "not run"}
+            result = {**NO_NUMBERS, "verdict": NO_DATA, "why": "not run"}
         elif full.empty and (mine["scale"] != REFERENCE_SCALE).all():
-            result = {**nothing, "verdict": SCALE_DIFFERS,
+            result = {**NO_NUMBERS, "verdict": SCALE_DIFFERS,
                       "why": f"our runs are at scale {', '.join(sorted(set(mine['scale'])))}"}
         else:
             result = judge(full, cell["metric"], original, exact)
-        seeded = original[original["seed"] != MEAN]
-        shown = seeded if len(seeded) else original
+        shown, seeds = checked_values(original)
         rows.append({**cell, "original": ", ".join(shown["printed"]),
-                     "original_seeds": ", ".join(shown["seed"]) if len(seeded) else MEAN,
+                     "original_seeds": ", ".join(shown["seed"]) if seeds else MEAN,
                      "direction": (metrics or {}).get(cell["metric"], ""), **result})
-    return pd.DataFrame(rows, columns=CELL + ["original", "original_seeds", "direction", "n", "mean", "std", "low",
-                                              "high", "verdict", "why"])
+    return pd.DataFrame(rows, columns=CELL + ["original", "original_seeds", "direction", *NO_NUMBERS, "verdict",
+                                              "why"])
 
 
 def count_sentence(table: pd.DataFrame) -> str:
