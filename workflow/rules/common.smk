@@ -10,9 +10,11 @@ from snakemake.utils import validate
 REPO = Path(workflow.basedir)
 PACKAGE_PATH = str(REPO / "workflow")
 sys.path.insert(0, PACKAGE_PATH)
-# Jobs run `python -m optrepro...` with this environment's interpreter and package.
+# Jobs run `python -m optrepro...` with this environment's interpreter and package (and what PYTHONPATH held).
 os.environ.update(
-    PYTHONPATH=PACKAGE_PATH,
+    PYTHONPATH=os.pathsep.join(
+        dict.fromkeys([PACKAGE_PATH, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))])
+    ),
     PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", os.defpath)]),
 )
 

@@ -265,9 +265,10 @@ class BatchedTrainer:
         return [model.flat, model.exp_avg, model.exp_avg_sq, self.position, self.window_loss,
                 self.window_acc]
 
-    def step_function(self):
-        """`step`, or on CUDA the replay of its CUDA graph (warm-up steps are undone before capture)."""
-        if self.device.type != "cuda":
+    def step_function(self, cuda_graph: bool = True):
+        """`step`, or on CUDA (unless `cuda_graph` is False) the replay of its CUDA graph (warm-up steps are
+        undone before capture)."""
+        if self.device.type != "cuda" or not cuda_graph:
             return self.step
         saved = [t.clone() for t in self.mutable_state()]
         side = torch.cuda.Stream()
@@ -286,10 +287,12 @@ class BatchedTrainer:
 
 def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, torch.Tensor]],
                   test_sets: list[tuple[torch.Tensor, torch.Tensor]], config: TaskConfig,
-                  device: torch.device, dtype: torch.dtype = torch.float32) -> list[RunOutcome]:
+                  device: torch.device, dtype: torch.dtype = torch.float32,
+                  cuda_graph: bool = True) -> list[RunOutcome]:
     """Train all `runs` together; `datasets[k]` and `test_sets[k]` are (x, y) of run.dataset_index k.
 
     Datasets may be given as float {0,1} tensors or already packed (uint8 of ceil(N/8) columns).
+    `cuda_graph=False` runs the same step eagerly on CUDA: the reference the graph replay is tested against.
     """
     trainer = BatchedTrainer(runs, datasets, config, device, dtype)
     step_function = None
@@ -298,7 +301,7 @@ def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, to
     while step < config.max_steps and bool(trainer.active.any()):
         chunk = min(STEPS_PER_CHUNK, config.max_steps - step)
         trainer.load_chunk(chunk, step + 1)
-        step_function = step_function or trainer.step_function()
+        step_function = step_function or trainer.step_function(cuda_graph)
         for _ in range(chunk):
             step_function()
             step += 1

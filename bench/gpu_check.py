@@ -1,0 +1,259 @@
+"""The prepared device check: CUDA tests, then one full `mlsbench` benchmark per task, timed (bench/gpu_check.sh).
+
+    bash bench/gpu_check.sh [--wheels DIR] --data-root resources/data --out gpu-check   # on a machine with a GPU
+    bash bench/gpu_check.sh --dry-run --data-root resources/data --out /tmp/check      # same steps, tiny, CPU
+
+Every part runs as its own process with a time limit taken from what is left of `--budget`, so one slow or
+broken part costs its own line, not the check: its status is `ok`, `failed` (exit status and the last line of
+its output), `timed out` or `skipped` (no budget left). Full benchmarks run the real driver as a workflow job
+does (`python -m optrepro.tasks.<task>`, start-up included); beside them the naive paths where they are
+affordable (the parity runs one by one, the per-example DP-SGD loop, the original's toy loop), through the
+side-by-side benches. CIFAR-10 cannot be fetched without network, so its benchmark trains on random images of
+CIFAR-10's shape and size: its time is the real one, its accuracy means nothing. Prints one table and writes
+`<out>/gpu_check.json` after every part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STRATEGIES = REPO / "strategies"
+# (name, issue's H100 target in seconds or None, limit in seconds, command after the python executable,
+#  dry-run extra arguments); {device} is filled in.
+FULL = [
+    ("parity n64-k8 default", 15, 90,
+     ["-m", "optrepro.tasks.parity", "--benchmark", "n64-k8", "--strategy", "parity/default.py"],
+     ["max_steps=60", "num_hidden_secrets=1", "num_orderings=2", "test_set_size=256", "max_train_examples=5000"]),
+    ("dpsgd mnist standard_dpsgd", 10, 90,
+     ["-m", "optrepro.tasks.dpsgd", "--benchmark", "mnist", "--strategy", "dpsgd/standard_dpsgd.py"],
+     ["epochs=1", "max_train_examples=512", "max_test_examples=256"]),
+    ("dpsgd cifar10 standard_dpsgd (random images)", 60, 150,
+     [str(Path(__file__)), "synthetic-dpsgd", "--benchmark", "cifar10", "--strategy", "dpsgd/standard_dpsgd.py"],
+     ["epochs=1", "max_train_examples=512", "max_test_examples=256"]),
+    ("bilevel hyperclean-linear v_pbgd", 15, 90,
+     ["-m", "optrepro.tasks.bilevel", "--benchmark", "hyperclean-linear", "--strategy", "bilevel/v_pbgd.py"],
+     ["max_outer_itr=3"]),
+    ("bilevel hyperclean-mlp v_pbgd", 30, 150,
+     ["-m", "optrepro.tasks.bilevel", "--benchmark", "hyperclean-mlp", "--strategy", "bilevel/v_pbgd.py"],
+     ["max_outer_itr=3"]),
+    ("bilevel toy-convergence v_pbgd", 0.5, 30,
+     ["-m", "optrepro.tasks.bilevel", "--benchmark", "toy-convergence", "--strategy", "bilevel/v_pbgd.py"], []),
+]
+# What every job pays before training: the interpreter, the drivers' imports and the device's context.
+START_UP = ("import time; t = time.perf_counter(); import torch, optrepro.tasks.parity.driver, "
+            "optrepro.tasks.bilevel.driver, optrepro.tasks.dpsgd.driver; i = time.perf_counter(); "
+            "torch.zeros(1, device='{device}').sum().item(); "
+            "print(f'imports {{i - t:.2f}} s, device set-up {{time.perf_counter() - i:.2f}} s')")
+# Several small jobs on one device: the same DP-SGD MNIST epoch, JOBS at once and then one after another.
+SHARED_JOBS = 4
+SHARED = ["-m", "optrepro.tasks.dpsgd", "--benchmark", "mnist", "--strategy", "dpsgd/standard_dpsgd.py",
+          "--set", "epochs=1"]
+# Side by side with the naive path, in one process on one device: (name, limit, arguments, dry-run arguments).
+SIDE_BY_SIDE = [
+    ("parity batched vs one by one", 60, ["bench/parity_speed.py", "--steps", "300"],
+     ["--steps", "5", "--max-train-examples", "5000"]),
+    ("dpsgd mnist vectorised vs loop", 60, ["bench/dpsgd_speed.py", "--benchmark", "mnist", "--steps", "20"],
+     ["--steps", "2"]),
+    ("dpsgd cifar10 vectorised vs loop", 60, ["bench/dpsgd_speed.py", "--benchmark", "cifar10", "--steps", "10"],
+     ["--steps", "1"]),
+    ("bilevel toy vectorised vs original loop", 60, ["bench/bilevel_speed.py", "--skip-hyperclean"],
+     ["--repeats", "1"]),
+]
+
+
+def run_part(name: str, command: list[str], limit: float, env: dict[str, str]) -> dict[str, object]:
+    """Run one part; its wall time, status and output (the last 40 lines kept)."""
+    start = time.perf_counter()
+    if limit < 1:
+        return {"name": name, "command": command, "status": "skipped", "seconds": 0.0,
+                "detail": "no time left in the budget", "output": []}
+    try:
+        done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=limit)
+        output = (done.stdout + done.stderr).splitlines()
+        status = "ok" if done.returncode == 0 else "failed"
+        detail = "" if status == "ok" else f"exit status {done.returncode}: {output[-1] if output else ''}"
+    except subprocess.TimeoutExpired as exc:
+        output = [part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+                  for part in (exc.stdout, exc.stderr)]
+        output = "".join(output).splitlines()
+        status, detail = "timed out", f"stopped after {limit:.0f} s"
+    return {"name": name, "command": command, "status": status, "seconds": round(time.perf_counter() - start, 2),
+            "detail": detail, "output": output[-40:]}
+
+
+def run_shared(command: list[str], limit: float, env: dict[str, str]) -> dict[str, object]:
+    """SHARED_JOBS copies of `command` at once, then the same one after another: wall time of each way."""
+    name = f"{SHARED_JOBS} small jobs at once vs one after another"
+    start = time.perf_counter()
+    processes = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(SHARED_JOBS)]
+    try:
+        codes = [process.wait(timeout=max(1.0, limit - (time.perf_counter() - start))) for process in processes]
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        return {"name": name, "command": command, "status": "timed out", "seconds": round(limit, 2),
+                "detail": f"the {SHARED_JOBS} jobs at once took over {limit:.0f} s", "output": []}
+    together = time.perf_counter() - start
+    one = run_part(name, command, limit - together, env)
+    if one["status"] != "ok" or any(codes):
+        errors = [process.stderr.read().strip().splitlines()[-1:] for process in processes]
+        return {**one, "status": "failed", "detail": f"exit statuses {codes}: {errors} / {one['detail']}"}
+    alone = one["seconds"] * SHARED_JOBS  # one job timed, times the number of jobs
+    return {**one, "seconds": round(together + one["seconds"], 2),
+            "result": f"at once {together:.1f} s, one after another {alone:.1f} s (one job {one['seconds']:.1f} s "
+                      f"x {SHARED_JOBS}): {alone / together:.1f}x"}
+
+
+def final_metrics(output: list[str]) -> dict[str, str]:
+    """The fields of the last FINAL_METRICS line of a driver's output."""
+    lines = [line for line in output if line.startswith("FINAL_METRICS")]
+    return dict(re.findall(r"(\w+)=(\S+)", lines[-1])) if lines else {}
+
+
+def test_counts(output: list[str]) -> str:
+    """pytest's summary counts ("15 passed, 1 skipped"), or the last line."""
+    for line in reversed(output):
+        found = re.findall(r"(\d+) (passed|failed|skipped|error|errors|deselected)", line)
+        if found:
+            return ", ".join(f"{n} {word}" for n, word in found)
+    return output[-1] if output else ""
+
+
+def environment(device: str) -> dict[str, object]:
+    import torch
+
+    info = {"torch": torch.__version__, "python": platform.python_version(), "device": device,
+            "host_cpus": os.cpu_count()}
+    if device == "cuda":
+        properties = torch.cuda.get_device_properties(0)
+        info.update(gpu=properties.name, gpu_memory_gib=round(properties.total_memory / 2**30, 1),
+                    cuda=torch.version.cuda)
+    return info
+
+
+def table(report: dict[str, object]) -> str:
+    rows = [("part", "seconds", "target s", "status", "result")]
+    for part in report["parts"]:
+        target = part.get("target_s")
+        rows.append((part["name"], f"{part['seconds']:.1f}", "" if target is None else f"{target:g}",
+                     part["status"], part.get("result") or part["detail"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4]
+                     for row in rows)
+
+
+def check(args: argparse.Namespace) -> int:
+    device = "cpu" if args.dry_run else "cuda"
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "workflow"),
+                                                                      os.environ.get("PYTHONPATH")])),
+           "PYTHONUNBUFFERED": "1", "DATA_ROOT": str(Path(args.data_root).resolve()),
+           "OPTREPRO_DATA_ROOT": str(Path(args.data_root).resolve())}
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "dry_run": args.dry_run,
+              "command": " ".join(sys.argv), "environment": environment(device), "parts": []}
+    deadline = time.monotonic() + args.budget
+    python = sys.executable
+
+    def record(part: dict[str, object]) -> None:
+        report["parts"].append(part)
+        print(f"[{part['seconds']:7.1f} s] {part['name']}: {part['status']} {part.get('result') or part['detail']}",
+              flush=True)
+        (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    def left(limit: float) -> float:
+        return min(limit, deadline - time.monotonic())
+
+    tests = run_part("CUDA tests (pytest -m cuda)", [python, "-m", "pytest", "-m", "cuda", "-q", "-p",
+                                                     "no:cacheprovider", "tests/test_cuda.py"],
+                     left(args.test_limit), env)
+    tests["result"] = test_counts(tests["output"])
+    record(tests)
+    for name, target, limit, command, tiny in FULL:
+        command = [python, *command[:-1], str(STRATEGIES / command[-1]), "--seed", "42", "--protocol", "mlsbench",
+                   "--device", device, *[item for field in (tiny if args.dry_run else []) for item in ("--set", field)]]
+        part = run_part(name, command, left(limit), env)
+        metrics = final_metrics(part["output"])
+        part["target_s"] = target
+        part["result"] = " ".join(f"{k}={v}" for k, v in metrics.items() if k in RESULT_KEYS)
+        record(part)
+    start_up = run_part("start-up: interpreter, driver imports, device", [python, "-c", START_UP.format(
+        device=device)], left(60), env)
+    start_up["result"] = start_up["output"][-1] if start_up["output"] else ""
+    record(start_up)
+    for name, limit, command, tiny in SIDE_BY_SIDE:
+        part = run_part(name, [python, *command, "--device", device, *(tiny if args.dry_run else [])], left(limit),
+                        env)
+        part["result"] = " | ".join(line.strip() for line in part["output"] if SPEED_LINE.search(line))
+        record(part)
+    shared = [python, *SHARED[:5], str(STRATEGIES / SHARED[5]), *SHARED[6:], "--device", device,
+              *(["--set", "max_train_examples=2048", "--set", "max_test_examples=256"] if args.dry_run else [])]
+    record(run_shared(shared, left(120), env))
+    print()
+    print(table(report))
+    print(f"\nwritten: {out / 'gpu_check.json'}")
+    return 0 if all(part["status"] == "ok" for part in report["parts"]) else 1
+
+
+RESULT_KEYS = {"score", "test_accuracy", "mean_steps", "best_accuracy", "convergence_steps", "total_runtime_sec",
+               "runtime_sec", "epsilon"}
+SPEED_LINE = re.compile(r"speed-up|ratio|batched |one by one  |vectorised ")
+
+
+def synthetic_dpsgd(args: argparse.Namespace) -> int:
+    """One DP-SGD benchmark on random images of the dataset's shape and size (timing where it cannot be fetched)."""
+    import torch
+
+    from optrepro.strategy import load_strategy
+    from optrepro.tasks.cli import resolve_device
+    from optrepro.tasks.dpsgd import parse_overrides
+    from optrepro.tasks.dpsgd.config import TRAIN_SIZES, resolve_config
+    from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, run_benchmark, strategy_namespace
+
+    config = resolve_config(args.benchmark, args.protocol, parse_overrides(args.overrides))
+    device = resolve_device(args.device)
+    shape = (3, 32, 32) if config.dataset == "cifar10" else (1, 28, 28)
+    n_train = min(TRAIN_SIZES[config.dataset], config.max_train_examples or TRAIN_SIZES[config.dataset])
+    n_test = config.max_test_examples or 10_000
+    generator = torch.Generator().manual_seed(args.seed)
+    data = tuple(t.to(device) for t in (torch.randn(n_train, *shape, generator=generator),
+                                        torch.randint(0, 10, (n_train,), generator=generator),
+                                        torch.randn(n_test, *shape, generator=generator),
+                                        torch.randint(0, 10, (n_test,), generator=generator)))
+    strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_NAMES)
+    run_benchmark(strategy, config, args.seed, data)
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    synthetic = sub.add_parser("synthetic-dpsgd", help="one DP-SGD benchmark on random images")
+    synthetic.add_argument("--benchmark", default="cifar10")
+    synthetic.add_argument("--strategy", required=True)
+    synthetic.add_argument("--seed", type=int, default=42)
+    synthetic.add_argument("--protocol", default="mlsbench")
+    synthetic.add_argument("--device", default="cuda")
+    synthetic.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--dry-run", action="store_true", help="same steps at tiny sizes on the CPU")
+    parser.add_argument("--data-root", default=str(REPO / "resources" / "data"), help="a DATA_ROOT holding MNIST")
+    parser.add_argument("--out", default="gpu-check", help="folder for gpu_check.json")
+    parser.add_argument("--budget", type=float, default=450.0, help="seconds for the whole check")
+    parser.add_argument("--test-limit", type=float, default=200.0, help="seconds for the CUDA tests")
+    args = parser.parse_args()
+    return synthetic_dpsgd(args) if args.command == "synthetic-dpsgd" else check(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""bench/gpu_check.sh --dry-run: the prepared device check, every step at tiny sizes on the CPU, so it cannot rot."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+import gpu_check  # noqa: E402
+
+pytestmark = pytest.mark.workflow
+
+
+def test_dry_run_runs_every_part(tmp_path, data_root):
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--dry-run", "--data-root", str(data_root),
+                           "--out", str(tmp_path)], env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    parts = {part["name"]: part for part in report["parts"]}
+    expected = {name for name, *_ in gpu_check.FULL} | {name for name, *_ in gpu_check.SIDE_BY_SIDE}
+    assert expected <= set(parts) and len(parts) == len(expected) + 3  # + the tests, start-up, shared jobs
+    assert {part["status"] for part in parts.values()} == {"ok"}
+    assert report["dry_run"] and report["environment"]["device"] == "cpu"
+    assert "skipped" in parts["CUDA tests (pytest -m cuda)"]["result"]  # no GPU here: the tests say so
+    for name, *_ in gpu_check.FULL:  # every full benchmark ran its driver to the end
+        assert "score=" in parts[name]["result"], parts[name]
+    assert all(part["seconds"] > 0 for part in parts.values())
+    assert "at once" in parts[f"{gpu_check.SHARED_JOBS} small jobs at once vs one after another"]["result"]
+    assert "part" in done.stdout and "seconds" in done.stdout  # the table
+
+
+def test_a_broken_part_is_its_own_line(tmp_path):
+    part = gpu_check.run_part("broken", [sys.executable, "-c", "print('half'); raise SystemExit(3)"], 30, {})
+    assert part["status"] == "failed" and part["detail"] == "exit status 3: half"
+    slow = gpu_check.run_part("slow", [sys.executable, "-c", "import time; time.sleep(30)"], 1, {})
+    assert slow["status"] == "timed out" and slow["seconds"] < 10
+    assert gpu_check.run_part("late", ["true"], 0.5, {})["status"] == "skipped"
