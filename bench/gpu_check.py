@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+TASKS = ("parity", "bilevel", "dpsgd")
 STRATEGIES = REPO / "strategies"
 # (name, issue's H100 target in seconds or None, limit in seconds, command after the python executable,
 #  dry-run extra arguments); {device} is filled in.
@@ -49,13 +50,9 @@ FULL = [
     ("bilevel toy-convergence v_pbgd", 0.5, 30,
      ["-m", "optrepro.tasks.bilevel", "--benchmark", "toy-convergence", "--strategy", "bilevel/v_pbgd.py"], []),
 ]
-# What every job pays before training: the interpreter, the drivers' imports and the device's context.
-START_UP = ("import time; t = time.perf_counter(); import torch, optrepro.tasks.parity.driver, "
-            "optrepro.tasks.bilevel.driver, optrepro.tasks.dpsgd.driver; i = time.perf_counter(); "
-            "torch.zeros(1, device='{device}').sum().item(); "
-            "print(f'imports {{i - t:.2f}} s, device set-up {{time.perf_counter() - i:.2f}} s')")
 # Several small jobs on one device: the same DP-SGD MNIST epoch, JOBS at once and then one after another.
 SHARED_JOBS = 4
+SHARED_NAME = f"{SHARED_JOBS} small jobs at once vs one after another"
 SHARED = ["-m", "optrepro.tasks.dpsgd", "--benchmark", "mnist", "--strategy", "dpsgd/standard_dpsgd.py",
           "--set", "epochs=1"]
 # Side by side with the naive path, in one process on one device: (name, limit, arguments, dry-run arguments).
@@ -93,7 +90,7 @@ def run_part(name: str, command: list[str], limit: float, env: dict[str, str]) -
 
 def run_shared(command: list[str], limit: float, env: dict[str, str]) -> dict[str, object]:
     """SHARED_JOBS copies of `command` at once, then the same one after another: wall time of each way."""
-    name = f"{SHARED_JOBS} small jobs at once vs one after another"
+    name = SHARED_NAME
     start = time.perf_counter()
     processes = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True) for _ in range(SHARED_JOBS)]
@@ -175,31 +172,31 @@ def check(args: argparse.Namespace) -> int:
     def left(limit: float) -> float:
         return min(limit, deadline - time.monotonic())
 
-    tests = run_part("CUDA tests (pytest -m cuda)", [python, "-m", "pytest", "-m", "cuda", "-q", "-p",
-                                                     "no:cacheprovider", "tests/test_cuda.py"],
-                     left(args.test_limit), env)
-    tests["result"] = test_counts(tests["output"])
-    record(tests)
+    def chosen(name: str) -> bool:
+        return not args.parts or any(word.lower() in name.lower() for word in args.parts.split(","))
+
+    tests = [python, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "--durations=8",
+             "tests/test_cuda.py", *(["-k", args.pytest_k] if args.pytest_k else [])]
+    parts = [("CUDA tests (pytest -m cuda)", None, args.test_limit, tests, test_counts)]
     for name, target, limit, command, tiny in FULL:
         command = [python, *command[:-1], str(STRATEGIES / command[-1]), "--seed", "42", "--protocol", "mlsbench",
                    "--device", device, *[item for field in (tiny if args.dry_run else []) for item in ("--set", field)]]
-        part = run_part(name, command, left(limit), env)
-        metrics = final_metrics(part["output"])
-        part["target_s"] = target
-        part["result"] = " ".join(f"{k}={v}" for k, v in metrics.items() if k in RESULT_KEYS)
-        record(part)
-    start_up = run_part("start-up: interpreter, driver imports, device", [python, "-c", START_UP.format(
-        device=device)], left(60), env)
-    start_up["result"] = start_up["output"][-1] if start_up["output"] else ""
-    record(start_up)
+        parts.append((name, target, limit, command, lambda output: " ".join(
+            f"{k}={v}" for k, v in final_metrics(output).items() if k in RESULT_KEYS)))
+    parts.append(("fixed cost of a job (bench/startup.py)", None, 90, [
+        python, "bench/startup.py", "--device", device, "--repeats", "1", "--gpu-check",
+        str(out / "gpu_check.json")], lambda output: " | ".join(line.strip() for line in output[-len(TASKS):])))
     for name, limit, command, tiny in SIDE_BY_SIDE:
-        part = run_part(name, [python, *command, "--device", device, *(tiny if args.dry_run else [])], left(limit),
-                        env)
-        part["result"] = " | ".join(line.strip() for line in part["output"] if SPEED_LINE.search(line))
-        record(part)
+        parts.append((name, None, limit, [python, *command, "--device", device, *(tiny if args.dry_run else [])],
+                      lambda output: " | ".join(line.strip() for line in output if SPEED_LINE.search(line))))
+    for name, target, limit, command, result in parts:
+        if chosen(name):
+            part = run_part(name, command, left(limit), env)
+            record({**part, "target_s": target, "result": result(part["output"])})
     shared = [python, *SHARED[:5], str(STRATEGIES / SHARED[5]), *SHARED[6:], "--device", device,
               *(["--set", "max_train_examples=2048", "--set", "max_test_examples=256"] if args.dry_run else [])]
-    record(run_shared(shared, left(120), env))
+    if chosen(SHARED_NAME):
+        record(run_shared(shared, left(120), env))
     print()
     print(table(report))
     print(f"\nwritten: {out / 'gpu_check.json'}")
@@ -249,8 +246,10 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="same steps at tiny sizes on the CPU")
     parser.add_argument("--data-root", default=str(REPO / "resources" / "data"), help="a DATA_ROOT holding MNIST")
     parser.add_argument("--out", default="gpu-check", help="folder for gpu_check.json")
-    parser.add_argument("--budget", type=float, default=450.0, help="seconds for the whole check")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds for the whole check")
     parser.add_argument("--test-limit", type=float, default=200.0, help="seconds for the CUDA tests")
+    parser.add_argument("--parts", help="run only the parts whose names hold one of these comma-separated words")
+    parser.add_argument("--pytest-k", help="pytest -k expression choosing among the CUDA tests")
     args = parser.parse_args()
     return synthetic_dpsgd(args) if args.command == "synthetic-dpsgd" else check(args)
 

@@ -178,3 +178,16 @@ def test_strategy_files_with_invalid_names_are_skipped_with_a_warning(tmp_path, 
     [warning] = plan.skipped_strategy_files(config, REPO)
     assert warning == (f"{tmp_path / 'parity' / (bad + '.py')}: skipped, {bad!r} is not a valid strategy name "
                        "(letters, digits, _ . - only)")
+
+
+def test_small_jobs_share_a_gpu_and_large_ones_take_more_of_it():
+    config = plan.load_config(REPO / "config" / "config.yaml")
+    assert (config["gpu_jobs"], config["gpu_memory_mb"]) == (4, 80_000)  # the schema's defaults
+    cuda = {**config, "device": "cuda"}
+    assert plan.gpu_percent(cuda, "bilevel", "toy-convergence", "mlsbench") == 25
+    assert plan.gpu_percent({**cuda, "gpu_jobs": 1}, "bilevel", "toy-convergence", "mlsbench") == 100
+    memory = plan.job_resources(cuda, "parity", "n64-k8", "mlsbench")["mem_mb"]
+    small_gpu = {**cuda, "gpu_memory_mb": memory * 2}  # this job's estimate is half of the GPU
+    assert plan.gpu_percent(small_gpu, "parity", "n64-k8", "mlsbench") == 50
+    assert plan.gpu_percent({**cuda, "gpu_memory_mb": memory // 2}, "parity", "n64-k8", "mlsbench") == 100
+    assert plan.gpu_percent({**config, "device": "cpu"}, "parity", "n64-k8", "mlsbench") == 0

@@ -2,8 +2,13 @@
 Timeouts, deaths, stops and the sandbox are the fault suite's (tests/faults/)."""
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+
+import torch
 
 from optrepro.runner import parse_args, run
 
@@ -77,3 +82,28 @@ def test_a_run_whose_loss_is_nan_is_a_failed_run(tmp_path):
     assert status == 0 and record["exit_status"] == 0 and record["status"] == "failed"
     assert record["error"] == "diverged: loss nan at step 1 (secret 0, order 0)"
     assert "test_accuracy" in record["metrics"]  # the numbers are kept, the run is not ranked
+
+
+def test_the_runner_imports_no_torch_and_records_the_drivers_device(tmp_path):
+    """The driver resolves `--device auto` and says so before loading the strategy; a strategy's forged device
+    line comes later and is ignored. The runner process itself never loads torch (it holds no ~500 MB)."""
+    forged = "import sys; print('OPTREPRO_DEVICE {\"resolved\": \"cuda\", \"name\": \"forged\"}', file=sys.stderr)"
+    args = runner_args(tmp_path, GOOD_BODY, init=forged)
+    args[args.index("--device") + 1] = "auto"
+    script = ("import sys; from optrepro.runner import parse_args, run; status = run(parse_args(sys.argv[1:])); "
+              "assert 'torch' not in sys.modules, 'the runner imported torch'; sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "workflow")})
+    assert done.returncode == 0, done.stderr
+    record = record_of(tmp_path / "run")
+    assert record["status"] == "ok" and record["command"][record["command"].index("--device") + 1] == "auto"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert record["device"]["requested"] == "auto" and record["device"]["resolved"] == expected
+    assert record["device"]["name"] != "forged"
+
+
+def test_a_driver_that_fails_before_choosing_a_device_records_none(tmp_path):
+    status, run_dir = run_job(tmp_path, GOOD_BODY, extra=["--set", "max_steps=0", "--time-limit", "60"])
+    record = record_of(run_dir)
+    assert record["status"] == "failed" and "max_steps" in record["error"]
+    assert record["device"] == {"requested": "cpu", "resolved": None, "name": None, "cuda": None}

@@ -1,6 +1,7 @@
 """End to end: the real Snakemake workflow on a tiny configuration in a temporary folder."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,10 +138,15 @@ def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_p
 
 
 def test_the_full_reproduction_plans_from_the_repository_root():
-    """`snakemake -n` where a user types it: the root Snakefile, config/config.yaml, every job of every task."""
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock"], cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
+    """`snakemake -n` where a user types it: the root Snakefile, config/config.yaml, every job of every task;
+    on CUDA, training jobs hold shares of the one GPU the default profile allows, so small ones run side by side."""
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--config",
+                             "device=cuda"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    shares = [int(share) for share in re.findall(r"gpu_percent=(\d+)", result.stdout)]
+    assert len(shares) == 810 and min(shares) == 25 and max(shares) <= 100
+    assert yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())["resources"] == [
+        "gpu_percent=100"]
     jobs = planned_jobs(result.stdout)
     assert sum(rule == "train" for rule, _ in jobs) == 810
     assert {rule for rule, _ in jobs} == {"fetch_data", "train", "list_runs", "collect", "summarize", "write_config",

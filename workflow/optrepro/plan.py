@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .provenance import REPO_DIR, driver_files
+from .provenance import REPO_DIR, cuda_visible, driver_files
 from .tasks import TASKS, task_info
 
 # Where one run's files live: the train rule's output pattern and every planned run's folder.
@@ -211,17 +211,22 @@ def retry_failed_fetches(config: dict, runs: list[PlannedRun]) -> list[str]:
     return failed
 
 
-def cuda_visible() -> bool:
-    """Whether this host has an NVIDIA GPU, without importing torch (the Snakefile is parsed often)."""
-    import shutil
-
-    return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""
-
-
 def gpus_per_job(config: dict) -> int:
     """1 where a training job will use CUDA (`device: cuda`, or `auto` on a host with a GPU), else 0."""
     device = config.get("device", "auto")
     return int(device == "cuda" or (device == "auto" and cuda_visible()))
+
+
+def gpu_percent(config: dict, task: str, benchmark: str, protocol: str) -> int:
+    """The share of one GPU (percent) a training job holds: 100 / `gpu_jobs`, more where its memory estimate
+    needs more of `gpu_memory_mb`; 0 where it does not use CUDA. `--resources gpu_percent=100` per GPU then
+    lets small jobs run side by side and keeps the sum of their estimates within the GPU's memory."""
+    if not gpus_per_job(config):
+        return 0
+    memory = job_resources(config, task, benchmark, protocol)["mem_mb"]
+    share = max(math.ceil(100 / config.get("gpu_jobs", 4)), math.ceil(100 * memory / config.get("gpu_memory_mb",
+                                                                                                 80_000)))
+    return min(100, share)
 
 
 def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
+import json
+import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -106,14 +109,40 @@ def environment() -> dict[str, object]:
             "platform": platform.platform(), "host": socket.gethostname(), "packages": versions}
 
 
+# The driver's stderr line saying which device it runs on; the runner records it (and so imports no torch).
+DEVICE_LINE = "OPTREPRO_DEVICE "
+
+
 def device_info(requested: str) -> dict[str, object]:
-    """What `--device auto|cpu|cuda` resolves to on this host, and the device's name."""
+    """What `--device auto|cpu|cuda` resolves to on this host, and the device's name (imports torch)."""
     import torch
 
     use_cuda = requested != "cpu" and torch.cuda.is_available()
     name = torch.cuda.get_device_name(0) if use_cuda else (platform.processor() or platform.machine())
     return {"requested": requested, "resolved": "cuda" if use_cuda else "cpu", "name": name,
             "cuda": torch.version.cuda if use_cuda else None}
+
+
+def device_from_stderr(lines: list[str], requested: str) -> dict[str, object]:
+    """The driver's first DEVICE_LINE (printed before the strategy is loaded, so a strategy cannot forge it);
+    without one (the driver failed earlier) only what was requested."""
+    for line in lines:
+        if line.startswith(DEVICE_LINE):
+            try:
+                found = json.loads(line[len(DEVICE_LINE):])
+            except ValueError:
+                break
+            if isinstance(found, dict):
+                return {"requested": requested, "resolved": found.get("resolved"), "name": found.get("name"),
+                        "cuda": found.get("cuda")}
+            break
+    return {"requested": requested, "resolved": None, "name": None, "cuda": None}
+
+
+def cuda_visible() -> bool:
+    """Whether this host has an NVIDIA GPU, without importing torch (the Snakefile is parsed often; runners
+    must stay light)."""
+    return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""
 
 
 def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,

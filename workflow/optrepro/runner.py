@@ -18,6 +18,10 @@ Ctrl-C, a job killed from outside) does it end the driver's group, write no
 record and exit non-zero, so that the workflow reruns the job. The driver
 never outlives it: it is ended on those signals, and the kernel ends it
 (parent-death signal) if this script is killed outright.
+
+This script imports no torch (it waits beside every training job): the driver
+resolves `--device auto` itself and names the device on stderr, which the
+record keeps (`provenance.DEVICE_LINE`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from pathlib import Path
 from .data import DataError, hashes_now, read_status, status_path
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
-from .provenance import device_info, run_record
+from .provenance import cuda_visible, device_from_stderr, run_record
 from .sandbox import MODES, SandboxError, wrap
 
 # The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
@@ -68,10 +72,11 @@ class Outcome:
     timed_out: bool = False
 
 
-def driver_command(args: argparse.Namespace, device: str) -> list[str]:
+def driver_command(args: argparse.Namespace) -> list[str]:
+    """The driver's command line; it resolves `--device auto` itself and says what it chose (DEVICE_LINE)."""
     command = [sys.executable, "-m", f"optrepro.tasks.{args.task}", "--benchmark", args.benchmark,
                "--strategy", args.strategy, "--seed", str(args.seed), "--protocol", args.protocol,
-               "--device", device]
+               "--device", args.device]
     for override in args.overrides:
         command += ["--set", override]
     return command
@@ -196,8 +201,7 @@ def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: f
 def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = device_info(args.device)
-    command = driver_command(args, device["resolved"])
+    command = driver_command(args)
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
     # Beside the run directory, not in it: the sandboxed driver may write its run directory, never its log.
     log_tmp = run_dir.parent / f".{run_dir.name}.run.log.tmp"
@@ -208,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         read_only = [Path(args.strategy), Path(__file__).resolve().parent.parent, Path(sys.prefix),
                      Path(sys.base_prefix), *([Path(args.data_root)] if args.datasets else [])]
         wrapped, sandbox, sandbox_note = wrap(command, args.sandbox, run_dir, read_only,
-                                              device["resolved"] == "cuda", Path.cwd())
+                                              args.device == "cuda" or (args.device == "auto" and cuda_visible()),
+                                              Path.cwd())
     except SandboxError as error:
         missing_data = missing_data or str(error)
     if missing_data:  # a failed fetch (or a sandbox that cannot run) is this run's result; the driver does not start
@@ -238,7 +243,8 @@ def run(args: argparse.Namespace) -> int:
     record = run_record(
         identity, error, metrics, strategy_path=args.strategy, data_hashes=data_hashes,
         config={"workflow": json.loads(args.config), "overrides": args.overrides, "task_config": task_config},
-        command=command[1:], exit_status=returncode, device=device, started=started, wall_seconds=wall,
+        command=command[1:], exit_status=returncode,
+        device=device_from_stderr(outcome.stderr_lines, args.device), started=started, wall_seconds=wall,
         notes=truncations(parsed) + data_notes + ([sandbox_note] if sandbox_note else []), sandbox=sandbox)
     os.replace(log_tmp, run_dir / "run.log")
     write_json_atomic(run_dir / "record.json", record)

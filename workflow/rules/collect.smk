@@ -7,6 +7,8 @@ rule list_runs:
         "results/tables/run_dirs.txt",
     log:
         "logs/list_runs.log",
+    benchmark:
+        "benchmarks/list_runs.tsv"
     params:
         text="".join(f"{run.run_dir}\n" for run in RUNS),
     run:
@@ -26,6 +28,8 @@ rule collect:
         curves="results/tables/curves.csv",
     log:
         "logs/collect.log",
+    benchmark:
+        "benchmarks/collect.tsv"
     conda:
         "../../environment.yml"
     shell:
@@ -41,6 +45,8 @@ rule summarize:
         summary=report("results/tables/summary.csv", caption="../report/summary.rst", category="Tables"),
     log:
         "logs/summarize.log",
+    benchmark:
+        "benchmarks/summarize.tsv"
     conda:
         "../../environment.yml"
     params:

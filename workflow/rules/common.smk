@@ -105,6 +105,10 @@ def get_time_limit_args(wildcards):
 
 
 def get_train_resources_gpu(wildcards):
-    """Train jobs hold one `gpu` where CUDA will be used, so --resources gpu=N caps them at N GPUs
-    (and a cluster job asks for one)."""
+    """Train jobs ask for one `gpu` where CUDA will be used: a cluster job gets its own (sbatch --gpus=1)."""
     return plan.gpus_per_job(config)
+
+
+def get_train_gpu_percent(wildcards):
+    """The job's share of one GPU; `--resources gpu_percent=100` per GPU (profiles/default) caps jobs run here."""
+    return plan.gpu_percent(config, wildcards.task, wildcards.benchmark, wildcards.protocol)

@@ -9,6 +9,8 @@ rule fetch_data:
         status=f"{DATA_ROOT}/{{dataset}}.status.json",
     log:
         "logs/fetch_data/{dataset}.log",
+    benchmark:
+        "benchmarks/fetch_data/{dataset}.tsv"
     conda:
         "../../environment.yml"
     params:

@@ -18,6 +18,8 @@ rule write_config:
         "reports/config.json",
     log:
         "logs/write_config.log",
+    benchmark:
+        "benchmarks/write_config.tsv"
     params:
         text=json.dumps({**config, plan.PLAN_WARNINGS_KEY: PLAN_WARNINGS}, indent=2),
     run:
@@ -43,6 +45,8 @@ rule draw_figures:
         ),
     log:
         "logs/figures.log",
+    benchmark:
+        "benchmarks/figures.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -69,6 +73,8 @@ rule render_report:
         provenance="reports/provenance.json",
     log:
         "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
     conda:
         "../../environment.yml"
     params:

@@ -12,11 +12,14 @@ rule train:
         record=f"{plan.RUN_DIR}/record.json",
     log:
         "logs/train/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}.tsv"
     conda:
         "../../environment.yml"
     threads: config.get("train_threads", 1)
     resources:
         gpu=get_train_resources_gpu,
+        gpu_percent=get_train_gpu_percent,
         mem_mb=get_train_mem_mb,
         runtime=get_train_runtime,
     params:

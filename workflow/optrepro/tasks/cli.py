@@ -24,6 +24,7 @@ from typing import Callable, Mapping
 import torch
 
 from ..data import DataError
+from ..provenance import DEVICE_LINE, device_info
 from ..strategy import StrategyError, load_strategy
 from . import task_info
 from .scale import ConfigError
@@ -91,6 +92,7 @@ def main(driver: Driver, argv: list[str] | None = None) -> int:
         else:
             config = info.resolve_config(args.benchmark, args.protocol, overrides)
         device = resolve_device(args.device)
+        print(DEVICE_LINE + json.dumps(device_info(args.device)), file=sys.stderr, flush=True)
         strategy = load_strategy(args.strategy, driver.namespace(), driver.strategy_functions)
         summary = driver.run(strategy, config, args.seed, device)
     except ANTICIPATED as exc:
