@@ -1,9 +1,9 @@
 """The faults a hostile or careless strategy author, user or host can cause, and what each must come to.
 
 Each runner fault is a parity strategy whose `make_dataset` (or whole file) misbehaves; it goes through the real
-runner (`python -m optrepro.runner`, its default sandbox) and must end as the run's own result with `error`
-matching. README, "Failures are results", has one row per fault here and per workflow fault
-(test_fault_workflow.py), with what the user sees.
+runner (`python -m optrepro.runner`, its default sandbox, the strategy in its own process inside it) and must end
+as the run's own result with `error` matching. README, "Failures are results", has one row per fault here and
+per workflow fault (test_fault_workflow.py), with what the user sees.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ INIT = "def init_model(model, config):\n    pass\n\n"
 OPTIMIZER = ('def get_optimizer_config(config):\n'
              '    return {"lr": 1e-3, "wd": 0.0, "beta1": 0.9, "beta2": 0.999}\n')
 GOOD_DATA = "x = torch.randint(0, 2, (64, config.n_features)).float(); return x, parity_labels(x, secret)"
+# A death of the strategy's process, as the driver reports it after the strategy file's path.
+ENDED = r".*: the strategy's process ended while running make_dataset: "
+# What the driver's last lines would say of a perfect run (the record must keep the real ones: num_runs 1).
+FORGED = ("FINAL_METRICS test_accuracy=1.000000 score=1.000000 test_accuracy_std=0.000000 mean_steps=1.000000 "
+          "num_runs=99")
 
 
 def strategy(body: str = GOOD_DATA, init: str = "pass", header: str = HEADER) -> str:
@@ -49,14 +54,23 @@ RUNNER_FAULTS = [
                                      "'{marker}']); time.sleep(999)"), r"timed out after 3 s$",
           "failed run (timed out); the strategy's children end with it", time_limit=3),
     Fault("out-of-memory", strategy("os.kill(os.getpid(), signal.SIGKILL)"),
-          r"killed by SIGKILL \(out of memory\?\)$", "failed run `killed by SIGKILL (out of memory?)`"),
-    Fault("keyboard-interrupt", strategy("raise KeyboardInterrupt"), r"interrupted$", "failed run `interrupted`"),
-    Fault("segfault", strategy("os.kill(os.getpid(), signal.SIGSEGV)"), r"killed by SIGSEGV$",
-          "failed run `killed by SIGSEGV`"),
-    Fault("exit-0-silently", strategy("sys.exit(0)"), r"driver printed no FINAL_METRICS/TEST_METRICS line$",
-          "failed run `driver printed no FINAL_METRICS/TEST_METRICS line`"),
-    Fault("hard-exit", strategy("os._exit(3)"), r"driver exited with status 3",
-          "failed run `driver exited with status 3`"),
+          ENDED + r"killed by SIGKILL \(out of memory\?\)$",
+          "failed run `the strategy's process ended while running make_dataset: killed by SIGKILL (out of memory?)`"),
+    Fault("keyboard-interrupt", strategy("raise KeyboardInterrupt"), ENDED + r"interrupted$",
+          "failed run `... ended while running make_dataset: interrupted`"),
+    Fault("segfault", strategy("os.kill(os.getpid(), signal.SIGSEGV)"), ENDED + r"killed by SIGSEGV$",
+          "failed run `... ended while running make_dataset: killed by SIGSEGV`"),
+    Fault("exit-0-silently", strategy("sys.exit(0)"), ENDED + r"exit status 0$",
+          "failed run `... ended while running make_dataset: exit status 0`"),
+    Fault("hard-exit", strategy("os._exit(3)"), ENDED + r"exit status 3$",
+          "failed run `... ended while running make_dataset: exit status 3`"),
+    Fault("forge-metrics-and-exit", strategy(f"print({FORGED!r}, flush=True); os._exit(0)"), ENDED + r"exit status 0$",
+          "failed run: the line went to the job log as `strategy| FINAL_METRICS ...`, never into `run.log`"),
+    Fault("forge-metrics", strategy(f"print({FORGED!r}, flush=True); " + GOOD_DATA), None,
+          "ok run with its real numbers; the forged line is in the job log, prefixed `strategy| `"),
+    Fault("patch-driver", strategy("import optrepro.metrics; optrepro.metrics.emit = lambda *a, **k: None; "
+                                   + GOOD_DATA), None,
+          "ok run: the strategy patched its own process's copy of the driver's code, not the driver"),
     Fault("raises", strategy("raise ValueError('no data for ' + str(secret))"),
           r".*make_dataset raised ValueError: no data for \(.*\) \(s\.py:\d+\)$",
           "failed run with the exception and the strategy's file and line"),
@@ -69,8 +83,7 @@ RUNNER_FAULTS = [
     Fault("nan-weights", strategy(init="torch.nn.init.constant_(model[0].weight, float('nan'))"),
           r"diverged: loss nan at step 1", "failed run `diverged: loss nan at step 1 (...)`, numbers kept, unranked"),
     Fault("rewrite-other-record", strategy("open('{other}/record.json', 'w').write('forged'); " + GOOD_DATA),
-          r".*make_dataset raised (PermissionError|OSError).*(Read-only file system|Permission denied)",
-          "failed run; the other run's record is untouched (read-only file system)"),
+          r".*make_dataset raised FileNotFoundError", "failed run; to the strategy `results/` is an empty folder"),
     Fault("write-repository", strategy("import optrepro; open(os.path.join(os.path.dirname(optrepro.__file__), "
                                        "'planted_{marker}.py'), 'w'); " + GOOD_DATA),
           r".*make_dataset raised (PermissionError|OSError).*(Read-only file system|Permission denied)",
@@ -85,8 +98,8 @@ RUNNER_FAULTS = [
           "ok run; the daemon it left ends with the run (its own process tree)"),
     Fault("forge-own-files", strategy("open('{run_dir}/record.json', 'w').write('forged'); "
                                       "open('{run_dir}/run.log', 'w').write('FINAL_METRICS test_accuracy=1.0'); "
-                                      + GOOD_DATA), None,
-          "ok run with its real numbers: the runner writes record.json and run.log last, from the driver's output"),
+                                      + GOOD_DATA), r".*make_dataset raised FileNotFoundError",
+          "failed run: its run directory is out of the strategy's reach (the runner writes both files last anyway)"),
 ]
 
 

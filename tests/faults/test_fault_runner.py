@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from catalog import GOOD_DATA, RUNNER_FAULTS, gone, strategy
+from catalog import FORGED, GOOD_DATA, RUNNER_FAULTS, gone, processes_with, strategy
 
 import optrepro
 from optrepro.sandbox import unavailable
@@ -85,6 +85,7 @@ def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault):
     else:
         assert record["status"] == "failed" and re.match(fault.error, record["error"]), record["error"]
     # Contained: nothing the strategy did reached outside its run.
+    assert FORGED not in (tmp_path / RUN / "run.log").read_text()
     assert gone(marker)
     assert (other / "record.json").read_text() == '{"status": "ok"}'
     assert not Path(optrepro.__file__).parent.joinpath(f"planted_{marker}.py").exists()
@@ -98,12 +99,13 @@ def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault):
 def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status):
     """scancel (SIGTERM), Ctrl-C (SIGINT), a kill outright: no record, so the job reruns; no driver left."""
     (tmp_path / RUN).mkdir(parents=True)
-    started = tmp_path / RUN / "started"
-    process = runner(tmp_path, strategy(f"open({str(started)!r}, 'w').write('yes'); time.sleep(999)"))
+    process = runner(tmp_path, strategy("time.sleep(999)"))
     deadline = time.monotonic() + 120
-    while not started.exists():
-        assert time.monotonic() < deadline and process.poll() is None, "the driver never started"
+    while not any("strategy_host" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+                  for pid in processes_with(str(tmp_path / "s.py"))):
+        assert time.monotonic() < deadline and process.poll() is None, "the strategy's process never started"
         time.sleep(0.1)
+    time.sleep(1)  # into make_dataset's sleep
     process.send_signal(signum)
     assert process.wait(timeout=30) == status
     assert gone(str(tmp_path / "s.py"))

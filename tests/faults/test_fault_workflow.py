@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from catalog import GOOD_DATA, gone, processes_with, strategy
+from catalog import FORGED, GOOD_DATA, gone, processes_with, strategy
 
 from optrepro.data import MNIST_SHA256
 from optrepro.files import sha256_file
@@ -51,7 +51,8 @@ def parity_config(workdir: Path, strategies, **task) -> None:
 
 def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_them(tmp_path):
     """One that loops forever, one that is SIGKILLed (as by the OOM killer), one that rewrites another run's
-    record: the workflow completes, the good strategy's run is ok, the report names each failure's reason."""
+    record, one that prints a forged FINAL_METRICS line and exits: the workflow completes, the good strategy's
+    run is ok, the report names each failure's reason."""
     if reason := unavailable():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the sandbox tests: {reason}")
@@ -63,7 +64,8 @@ def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_th
     other.write_text('{"status": "ok"}')
     sources = {"good": strategy(), "loops": strategy("while True: pass"),
                "oom": strategy("os.kill(os.getpid(), signal.SIGKILL)"),
-               "vandal": strategy(f"open({str(other)!r}, 'w').write('forged'); " + GOOD_DATA)}
+               "vandal": strategy(f"open({str(other)!r}, 'w').write('forged'); " + GOOD_DATA),
+               "forger": strategy(f"print({FORGED!r}, flush=True); os._exit(0)")}
     for name, source in sources.items():
         (folder / f"{name}.py").write_text(source)
     parity_config(tmp_path, list(sources), reference="good", time_limit_s=15)
@@ -71,12 +73,13 @@ def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_th
     runs = pd.read_csv(tmp_path / "results/tables/runs.csv").set_index("strategy")
     assert runs.loc["good", "status"] == "ok" and other.read_text() == '{"status": "ok"}'
     assert runs.loc["loops", "error"] == "timed out after 15 s"
-    assert runs.loc["oom", "error"] == "killed by SIGKILL (out of memory?)"
-    assert "Read-only file system" in runs.loc["vandal", "error"]
+    assert runs.loc["oom", "error"].endswith("ended while running make_dataset: killed by SIGKILL (out of memory?)")
+    assert "make_dataset raised FileNotFoundError" in runs.loc["vandal", "error"]
+    assert runs.loc["forger", "error"].endswith("ended while running make_dataset: exit status 0")
     assert set(runs["sandbox"]) == {"bwrap"}
     page = (tmp_path / "reports/report.html").read_text()
-    for text in ("timed out after 15 s", "killed by SIGKILL (out of memory?)", "Read-only file system",
-                 "sandbox bwrap: 4 runs"):
+    for text in ("timed out after 15 s", "killed by SIGKILL (out of memory?)", "FileNotFoundError",
+                 "exit status 0", "sandbox bwrap: 5 runs"):
         assert text in page
 
 

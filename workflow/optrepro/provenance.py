@@ -109,8 +109,10 @@ def environment() -> dict[str, object]:
             "platform": platform.platform(), "host": socket.gethostname(), "packages": versions}
 
 
-# The driver's stderr line saying which device it runs on; the runner records it (and so imports no torch).
+# The driver's stderr line saying which device it runs on, printed where the runner asks for it (DEVICE_ENV=1;
+# a driver run by hand keeps its stderr for errors); the runner records it and so imports no torch.
 DEVICE_LINE = "OPTREPRO_DEVICE "
+DEVICE_ENV = "OPTREPRO_REPORT_DEVICE"
 
 
 def device_info(requested: str) -> dict[str, object]:

@@ -27,7 +27,6 @@ record keeps (`provenance.DEVICE_LINE`).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -43,14 +42,13 @@ from pathlib import Path
 from .data import DataError, hashes_now, read_status, status_path
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
-from .provenance import cuda_visible, device_from_stderr, run_record
-from .sandbox import MODES, SandboxError, wrap
+from .provenance import DEVICE_ENV, cuda_visible, device_from_stderr, run_record
+from .sandbox import MODES, SANDBOX_ENV, SandboxError, death_reason, die_with_parent, unwrapped_status, wrap
 
 # The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
 # timed out before a cluster kills the job, which would leave no record and rerun it forever.
 TIME_LIMIT_SHARE = 0.9
 GRACE_S = 5  # between SIGTERM and SIGKILL when the driver's group is ended
-PR_SET_PDEATHSIG = 1
 
 
 class Stopped(Exception):
@@ -93,33 +91,12 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
     return None if has_metrics else "driver printed no FINAL_METRICS/TEST_METRICS line"
 
 
-def death_reason(returncode: int) -> str | None:
-    """Why a driver that died of a signal (negative return code) died, in words; None when it exited."""
-    if returncode >= 0:
-        return None
-    signum = -returncode
-    if signum == signal.SIGKILL:
-        return "killed by SIGKILL (out of memory?)"
-    if signum == signal.SIGINT:
-        return "interrupted"
-    try:
-        return f"killed by {signal.Signals(signum).name}"
-    except ValueError:
-        return f"killed by signal {signum}"
-
-
 def default_time_limit(task: str, benchmark: str, protocol: str, overrides: list[str]) -> int:
     """Seconds: TIME_LIMIT_SHARE of the runtime the task's job sizing requests."""
     from .tasks import task_info
 
     minutes = task_info(task).job_resources(benchmark, protocol, overrides)["runtime"]
     return math.floor(minutes * 60 * TIME_LIMIT_SHARE)
-
-
-def die_with_parent() -> None:
-    """In the child before exec: the kernel sends SIGKILL when the runner dies, however it dies (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def end_group(process: subprocess.Popen) -> None:
@@ -164,13 +141,14 @@ def data_after_run(data_root: str, datasets: list[str]) -> tuple[dict[str, str],
     return hashes, notes
 
 
-def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float, sandboxed: bool) -> Outcome:
+def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float, sandboxed: bool,
+               sandbox_mode: str) -> Outcome:
     """Run the driver with stdout to `log_path`, its stderr to the job log (and returned), for at most
-    `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop.
-    bwrap reports a death by signal N as exit status 128 + N; it is turned back into -N."""
+    `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop."""
     # The driver imports the same optrepro package as this script, wherever it was started from.
     package_parent = str(Path(__file__).resolve().parent.parent)
     env = dict(os.environ, PYTHONUNBUFFERED="1", DATA_ROOT=str(Path(data_root).resolve()),
+               **{DEVICE_ENV: "1", SANDBOX_ENV: sandbox_mode},
                PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
     stderr_lines: list[str] = []
     with open(log_path, "w") as stdout:
@@ -193,9 +171,7 @@ def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: f
             end_group(process)
             raise
         reader.join(timeout=GRACE_S)
-    if sandboxed and 128 < returncode <= 128 + signal.SIGRTMAX:
-        returncode = 128 - returncode
-    return Outcome(returncode, stderr_lines, timed_out)
+    return Outcome(unwrapped_status(returncode, sandboxed), stderr_lines, timed_out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -221,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = Outcome(0, [f"ERROR: {missing_data}"])
     else:
         try:
-            outcome = run_driver(wrapped, log_tmp, args.data_root, time_limit, sandbox == "bwrap")
+            outcome = run_driver(wrapped, log_tmp, args.data_root, time_limit, sandbox == "bwrap", args.sandbox)
         except Stopped as stopped:
             log_tmp.unlink(missing_ok=True)
             print(f"runner stopped by {stopped}: driver ended, no record written", file=sys.stderr)

@@ -14,12 +14,16 @@ with a note in the record (many clusters do not allow user namespaces);
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 MODES = ("auto", "bwrap", "none")
+SANDBOX_ENV = "OPTREPRO_SANDBOX"  # the mode, from the runner to the driver, which sandboxes the strategy's process
+PR_SET_PDEATHSIG = 1
 NOBODY = "65534"
 PROBE_TIMEOUT_S = 30
 
@@ -28,22 +32,26 @@ class SandboxError(RuntimeError):
     """`bwrap` was required but cannot run here."""
 
 
-def isolation(cuda: bool) -> list[str]:
-    """bwrap's options that do not depend on the run: namespaces, user, devices, a private /tmp."""
+def isolation(cuda: bool, nested: bool = False) -> list[str]:
+    """bwrap's options that do not depend on the run: namespaces, user, devices, a private /tmp. `nested`: for a
+    sandbox inside the driver's (the strategy's process), which may not mount a new /proc (it sees the driver's)
+    and stays in the driver's process group, so that ending the driver's group ends it too."""
     devices = ["--dev-bind", "/dev", "/dev"] if cuda else ["--dev", "/dev"]  # CUDA needs the host's /dev/nvidia*
-    return ["--die-with-parent", "--unshare-all", "--new-session", "--uid", NOBODY, "--gid", NOBODY,
-            "--ro-bind", "/", "/", *devices, "--proc", "/proc", "--tmpfs", "/tmp", "--setenv", "HOME", "/tmp"]
+    session = [] if nested else ["--new-session"]
+    proc = [] if nested else ["--proc", "/proc"]
+    return ["--die-with-parent", "--unshare-all", *session, "--uid", NOBODY, "--gid", NOBODY,
+            "--ro-bind", "/", "/", *devices, *proc, "--tmpfs", "/tmp", "--setenv", "HOME", "/tmp"]
 
 
 @functools.cache
-def unavailable() -> str | None:
+def unavailable(nested: bool = False) -> str | None:
     """Why bwrap cannot sandbox a process on this host (None when it can), found by trying once."""
     executable = shutil.which("bwrap")
     if executable is None:
         return "bwrap is not installed (Debian package bubblewrap)"
     try:
-        result = subprocess.run([executable, *isolation(cuda=False), "--", "true"], capture_output=True,
-                                text=True, timeout=PROBE_TIMEOUT_S)
+        result = subprocess.run([executable, *isolation(cuda=False, nested=nested), "--", "true"],
+                                capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap cannot start: {error}"
     if result.returncode != 0:
@@ -51,28 +59,62 @@ def unavailable() -> str | None:
     return None
 
 
-def mounts(read_only: list[Path], writable: Path) -> list[str]:
+def mounts(read_only: list[Path], writable: Path, hidden: list[Path] = ()) -> list[str]:
     """Bind the paths the driver reads (those under /tmp, which the private /tmp hides, and every other one for
-    good measure) read-only, then its run directory writable; parents before children."""
-    options = []
-    for path in sorted({p.resolve() for p in read_only}, key=lambda p: len(p.parts)):
-        options += ["--ro-bind", str(path), str(path)]
+    good measure) read-only, parents before children; then mount an empty folder over each `hidden` one (and
+    bind again the paths read inside it); then its writable folder."""
+    paths = sorted({p.resolve() for p in read_only}, key=lambda p: len(p.parts))
+    hidden = [path.resolve() for path in hidden if path.is_dir()]
+    inside = [path for path in paths if any(path.is_relative_to(folder) for folder in hidden)]
+    options = [option for path in paths for option in ("--ro-bind", str(path), str(path))]
+    options += [option for folder in hidden for option in ("--tmpfs", str(folder))]
+    options += [option for path in inside for option in ("--ro-bind", str(path), str(path))]
     return options + ["--bind", str(writable.resolve()), str(writable.resolve())]
 
 
 def wrap(command: list[str], mode: str, run_dir: Path, read_only: list[Path], cuda: bool,
-         cwd: Path) -> tuple[list[str], str, str | None]:
+         cwd: Path, hidden: list[Path] = (), nested: bool = False) -> tuple[list[str], str, str | None]:
     """The command to run, the sandbox it runs in (`bwrap` or `none`) and a note for the record when `auto`
-    fell back; raises SandboxError when `bwrap` was required and cannot run."""
+    fell back; raises SandboxError when `bwrap` was required and cannot run. `hidden` folders appear empty."""
     if mode not in MODES:
         raise SandboxError(f"unknown sandbox {mode!r}: expected one of {', '.join(MODES)}")
     if mode == "none":
         return command, "none", None
-    reason = unavailable()
+    reason = unavailable(nested)
     if reason:
         if mode == "bwrap":
             raise SandboxError(f"sandbox bwrap required but unavailable: {reason}")
         return command, "none", f"ran without a sandbox: {reason}"
-    wrapped = [shutil.which("bwrap"), *isolation(cuda), *mounts([*read_only, cwd], run_dir), "--chdir",
-               str(cwd.resolve()), "--", *command]
+    wrapped = [shutil.which("bwrap"), *isolation(cuda, nested), *mounts([*read_only, cwd], run_dir, hidden),
+               "--chdir", str(cwd.resolve()), "--", *command]
     return wrapped, "bwrap", None
+
+
+def die_with_parent() -> None:
+    """In the child before exec: the kernel sends SIGKILL when its parent (the runner, the driver) dies, however
+    it dies (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def death_reason(returncode: int) -> str | None:
+    """Why a process that died of a signal (negative return code) died, in words; None when it exited."""
+    if returncode >= 0:
+        return None
+    signum = -returncode
+    if signum == signal.SIGKILL:
+        return "killed by SIGKILL (out of memory?)"
+    if signum == signal.SIGINT:
+        return "interrupted"
+    try:
+        return f"killed by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"killed by signal {signum}"
+
+
+def unwrapped_status(returncode: int, sandboxed: bool) -> int:
+    """The sandboxed process's own status: bwrap reports a death by signal N as exit status 128 + N, turned
+    back into -N here."""
+    if sandboxed and 128 < returncode <= 128 + signal.SIGRTMAX:
+        return 128 - returncode
+    return returncode

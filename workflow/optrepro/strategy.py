@@ -35,6 +35,14 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}{message}{where}"
 
 
+def read_source(path: Path) -> str:
+    """The strategy file's text; one that cannot be read is a StrategyError."""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise StrategyError(path, f"cannot read strategy file ({exc.strerror})") from None
+
+
 def load_strategy(path: str | Path, namespace: Mapping[str, object], required: Iterable[str]) -> SimpleNamespace:
     """Execute `path` in a copy of `namespace`; return the required callables as attributes.
 
@@ -42,10 +50,7 @@ def load_strategy(path: str | Path, namespace: Mapping[str, object], required: I
     file is compiled in that mode too (annotations are never evaluated).
     """
     path = Path(path)
-    try:
-        source = path.read_text()
-    except OSError as exc:
-        raise StrategyError(path, f"cannot read strategy file ({exc.strerror})") from None
+    source = read_source(path)
     scope = dict(namespace)
     scope["__name__"] = f"optrepro_strategy_{path.stem}"
     scope["__file__"] = str(path)

@@ -8,14 +8,17 @@ supplies only what differs (`Driver`): the functions a strategy file must
 define, the names it runs among, and how to run one benchmark.
 
 Order at start: overrides are parsed and the configuration resolved and
-validated, the device resolved, the strategy file loaded, then the benchmark
+validated, the device resolved, the strategy file loaded (for parity and
+bilevel in a process of its own: optrepro.strategy_host), then the benchmark
 runs; the first failure ends the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +27,9 @@ from typing import Callable, Mapping
 import torch
 
 from ..data import DataError
-from ..provenance import DEVICE_LINE, device_info
+from ..provenance import DEVICE_ENV, DEVICE_LINE, device_info
 from ..strategy import StrategyError, load_strategy
+from ..strategy_host import StrategyHost
 from . import task_info
 from .scale import ConfigError
 
@@ -56,6 +60,10 @@ class Driver:
     summary_file: str = "{label}_seed{seed}.json"
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     configure: Callable[[argparse.Namespace, dict], object] | None = None
+    # The strategy's functions run in a process of their own (optrepro.strategy_host), returning plain values
+    # and instances of `accepted_results`; not for DP-SGD, whose mechanism is called at every training step.
+    separate_process: bool = False
+    accepted_results: tuple[type, ...] = ()
 
 
 def parser(driver: Driver) -> argparse.ArgumentParser:
@@ -92,9 +100,15 @@ def main(driver: Driver, argv: list[str] | None = None) -> int:
         else:
             config = info.resolve_config(args.benchmark, args.protocol, overrides)
         device = resolve_device(args.device)
-        print(DEVICE_LINE + json.dumps(device_info(args.device)), file=sys.stderr, flush=True)
-        strategy = load_strategy(args.strategy, driver.namespace(), driver.strategy_functions)
-        summary = driver.run(strategy, config, args.seed, device)
+        if os.environ.get(DEVICE_ENV) == "1":
+            print(DEVICE_LINE + json.dumps(device_info(args.device)), file=sys.stderr, flush=True)
+        with contextlib.ExitStack() as stack:
+            if driver.separate_process:
+                strategy = stack.enter_context(StrategyHost(driver.task, args.strategy, driver.strategy_functions,
+                                                            device, driver.accepted_results))
+            else:
+                strategy = load_strategy(args.strategy, driver.namespace(), driver.strategy_functions)
+            summary = driver.run(strategy, config, args.seed, device)
     except ANTICIPATED as exc:
         message = exc.message if isinstance(exc, StrategyError) else str(exc)
         print(f"ERROR: {args.strategy}: {message}", file=sys.stderr, flush=True)

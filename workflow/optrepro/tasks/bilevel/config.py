@@ -306,10 +306,11 @@ def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] |
 
 
 def job_resources(benchmark: str, protocol: str, overrides: list[str]) -> dict[str, int]:
-    """Memory (MB) and runtime (minutes) for one benchmark process, sized for CPU nodes (GPUs are faster)."""
+    """Memory (MB) and runtime (minutes) for one benchmark process and its strategy's process (1 GB more),
+    sized for CPU nodes (GPUs are faster)."""
     if BENCHMARKS[benchmark]["mode"] == "toy":
-        return {"mem_mb": 2_000, "runtime": 15}
+        return {"mem_mb": 3_000, "runtime": 15}
     parsed = parse_overrides(overrides)
     outer = min(LARGEST_OUTER_ITR, parsed.get("max_outer_itr", LARGEST_OUTER_ITR))
     seconds = outer / CPU_ITERATIONS_PER_SECOND[BENCHMARKS[benchmark]["net"]]
-    return {"mem_mb": 3_000, "runtime": 10 + math.ceil(2 * seconds / 60)}
+    return {"mem_mb": 4_000, "runtime": 10 + math.ceil(2 * seconds / 60)}

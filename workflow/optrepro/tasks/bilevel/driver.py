@@ -184,7 +184,8 @@ def strategy_namespace() -> dict[str, object]:
 
 
 DRIVER = cli.Driver("bilevel", STRATEGY_FUNCTIONS, strategy_namespace, run_benchmark,
-                    summary_file="{label}_metrics.json")
+                    summary_file="{label}_metrics.json", separate_process=True,
+                    accepted_results=(ToyStrategy, HypercleanStrategy))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -110,14 +110,16 @@ def job_resources(benchmark: str, protocol: str, overrides: list[str]) -> dict[s
     """Memory (MB) and runtime (minutes) to request for one benchmark process.
 
     Memory: a strategy may build the largest allowed dataset as int64 and then
-    float32 (12 bytes a cell, plus 1 for the validation), the driver keeps every
-    secret's set as packed bits, plus ~2 GB for Python and torch. Runtime: all
-    runs at their full step budget at SIZING_RUN_STEPS_PER_SECOND, doubled.
+    float32 (12 bytes a cell, in the strategy's own process), which hands it over
+    as a float32 file the driver maps (4 more, plus 1 for the validation); the
+    driver keeps every secret's set as packed bits; ~3 GB for Python and torch in
+    both processes. Runtime: all runs at their full step budget at
+    SIZING_RUN_STEPS_PER_SECOND, doubled.
     """
     config = resolve_config(benchmark, protocol, overrides=parse_overrides(overrides))
     cells = config.max_train_examples * config.n_features
     packed = config.num_hidden_secrets * config.max_train_examples * math.ceil(config.n_features / 8)
-    mem_mb = 2_000 + (13 * cells + packed) // 2**20
+    mem_mb = 3_000 + (17 * cells + packed) // 2**20
     run_steps = config.num_hidden_secrets * config.num_orderings * config.max_steps
     runtime = 5 + math.ceil(2 * run_steps / SIZING_RUN_STEPS_PER_SECOND / 60)
     return {"mem_mb": int(mem_mb), "runtime": int(runtime)}

@@ -126,7 +126,7 @@ def strategy_namespace() -> dict[str, object]:
 
 
 DRIVER = cli.Driver("parity", STRATEGY_FUNCTIONS, strategy_namespace, run_benchmark,
-                    add_arguments=add_smoke_argument, configure=configure)
+                    add_arguments=add_smoke_argument, configure=configure, separate_process=True)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
