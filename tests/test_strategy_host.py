@@ -46,7 +46,7 @@ def host(task, path, functions, accepted=()):
 def test_parity_runs_prepared_through_the_host_equal_the_in_process_ones(name):
     path = REPO / "strategies" / "parity" / f"{name}.py"
     config = resolve_config("n32-k8", "mlsbench", {"num_hidden_secrets": 2, "num_orderings": 2,
-                                                   "max_train_examples": 100_000, "test_set_size": 256})
+                                                   "max_train_examples": 20_000, "test_set_size": 256})
     np.random.seed(11)  # parity seeds torch and random, not numpy: a strategy drawing from it continues this stream
     local = parity.prepare_runs(load_strategy(path, parity.strategy_namespace(), parity.STRATEGY_FUNCTIONS),
                                 config, 42, CPU)
