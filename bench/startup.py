@@ -25,6 +25,7 @@ from pathlib import Path
 from optrepro.data import hashes_now
 from optrepro.files import sha256_file
 from optrepro.provenance import DEVICE_ENV, DEVICE_LINE, driver_files, environment, git_state, sha256_tree
+from optrepro.sandbox import child_env
 
 REPO = Path(__file__).resolve().parent.parent
 DRIVERS = {  # task: (a small benchmark run of the driver, the datasets it reads, its gpu_check part)
@@ -49,9 +50,8 @@ def least(function, repeats: int) -> float:
 
 
 def python(*args: str, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, DEVICE_ENV: "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "workflow"),
-                                                                     os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, text=True, bufsize=1, **kwargs)
+    return subprocess.Popen([sys.executable, *args], cwd=REPO, env=child_env(**{DEVICE_ENV: "1"}), text=True,
+                            bufsize=1, **kwargs)
 
 
 def driver_start(task: str, arguments: list[str], device: str) -> float:

@@ -8,6 +8,7 @@ import yaml
 from snakemake.utils import validate
 
 from optrepro import plan
+from optrepro.provenance import cuda_visible
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,7 +67,7 @@ def test_run_folders_follow_the_one_pattern():
 def test_a_training_job_asks_for_a_gpu_only_where_it_uses_cuda():
     assert plan.gpus_per_job({"device": "cpu"}) == 0
     assert plan.gpus_per_job({"device": "cuda"}) == 1
-    assert plan.gpus_per_job({"device": "auto"}) == plan.gpus_per_job({}) == int(plan.cuda_visible())
+    assert plan.gpus_per_job({"device": "auto"}) == plan.gpus_per_job({}) == int(cuda_visible())
 
 
 @pytest.mark.parametrize("task, overrides, expected", [

@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .provenance import REPO_DIR, cuda_visible, driver_files
+from .provenance import REPO_DIR, driver_files, uses_cuda
 from .tasks import TASKS, task_info
 
 # Where one run's files live: the train rule's output pattern and every planned run's folder.
@@ -213,8 +213,7 @@ def retry_failed_fetches(config: dict, runs: list[PlannedRun]) -> list[str]:
 
 def gpus_per_job(config: dict) -> int:
     """1 where a training job will use CUDA (`device: cuda`, or `auto` on a host with a GPU), else 0."""
-    device = config.get("device", "auto")
-    return int(device == "cuda" or (device == "auto" and cuda_visible()))
+    return int(uses_cuda(config.get("device", "auto")))
 
 
 def gpu_percent(config: dict, task: str, benchmark: str, protocol: str) -> int:

@@ -115,13 +115,13 @@ DEVICE_LINE = "OPTREPRO_DEVICE "
 DEVICE_ENV = "OPTREPRO_REPORT_DEVICE"
 
 
-def device_info(requested: str) -> dict[str, object]:
-    """What `--device auto|cpu|cuda` resolves to on this host, and the device's name (imports torch)."""
+def device_info(requested: str, device) -> dict[str, object]:
+    """What `--device requested` resolved to (`device`, a torch.device: tasks.cli.resolve_device), and its name."""
     import torch
 
-    use_cuda = requested != "cpu" and torch.cuda.is_available()
-    name = torch.cuda.get_device_name(0) if use_cuda else (platform.processor() or platform.machine())
-    return {"requested": requested, "resolved": "cuda" if use_cuda else "cpu", "name": name,
+    use_cuda = device.type == "cuda"
+    name = torch.cuda.get_device_name(device) if use_cuda else (platform.processor() or platform.machine())
+    return {"requested": requested, "resolved": device.type, "name": name,
             "cuda": torch.version.cuda if use_cuda else None}
 
 
@@ -145,6 +145,12 @@ def cuda_visible() -> bool:
     """Whether this host has an NVIDIA GPU, without importing torch (the Snakefile is parsed often; runners
     must stay light)."""
     return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""
+
+
+def uses_cuda(requested: str) -> bool:
+    """Whether a run asked for `--device requested` will use CUDA here (`cuda`, or `auto` on a GPU host), told
+    without torch: for job resources and the sandbox's devices, before any driver starts."""
+    return requested == "cuda" or (requested == "auto" and cuda_visible())
 
 
 def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,

@@ -42,8 +42,18 @@ from pathlib import Path
 from .data import DataError, hashes_now, read_status, status_path
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
-from .provenance import DEVICE_ENV, cuda_visible, device_from_stderr, run_record
-from .sandbox import MODES, SANDBOX_ENV, SandboxError, death_reason, die_with_parent, unwrapped_status, wrap
+from .provenance import DEVICE_ENV, device_from_stderr, run_record, uses_cuda
+from .sandbox import (
+    MODES,
+    SANDBOX_ENV,
+    SandboxError,
+    child_env,
+    code_paths,
+    death_reason,
+    die_with_parent,
+    unwrapped_status,
+    wrap,
+)
 
 # The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
 # timed out before a cluster kills the job, which would leave no record and rerun it forever.
@@ -145,11 +155,7 @@ def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: f
                sandbox_mode: str) -> Outcome:
     """Run the driver with stdout to `log_path`, its stderr to the job log (and returned), for at most
     `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop."""
-    # The driver imports the same optrepro package as this script, wherever it was started from.
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONUNBUFFERED="1", DATA_ROOT=str(Path(data_root).resolve()),
-               **{DEVICE_ENV: "1", SANDBOX_ENV: sandbox_mode},
-               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    env = child_env(DATA_ROOT=str(Path(data_root).resolve()), **{DEVICE_ENV: "1", SANDBOX_ENV: sandbox_mode})
     stderr_lines: list[str] = []
     with open(log_path, "w") as stdout:
         process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
@@ -185,10 +191,9 @@ def run(args: argparse.Namespace) -> int:
     time_limit = args.time_limit or default_time_limit(args.task, args.benchmark, args.protocol, args.overrides)
     sandbox, sandbox_note = "none", None
     try:
-        read_only = [Path(args.strategy), Path(__file__).resolve().parent.parent, Path(sys.prefix),
-                     Path(sys.base_prefix), *([Path(args.data_root)] if args.datasets else [])]
+        read_only = [Path(args.strategy), *code_paths(), *([Path(args.data_root)] if args.datasets else [])]
         wrapped, sandbox, sandbox_note = wrap(command, args.sandbox, run_dir, read_only,
-                                              args.device == "cuda" or (args.device == "auto" and cuda_visible()),
+                                              uses_cuda(args.device),
                                               Path.cwd())
     except SandboxError as error:
         missing_data = missing_data or str(error)

@@ -1,10 +1,11 @@
-"""The driver's sandbox: bubblewrap, where the host allows it.
+"""Processes of untrusted code: bubblewrap where the host allows it, and how they start, end and died.
 
-A strategy is untrusted code and runs inside its driver. Under `bwrap` the
-driver sees the whole file system read-only (the repository, the code, the
-datasets), may write only its own run directory and a private `/tmp`, has no
-network (a new network namespace with nothing in it), its own process tree
-(nothing survives it) and an unprivileged user ID (nobody) in a user namespace.
+A strategy is untrusted code. Its driver runs under `bwrap`: the whole file
+system read-only (the repository, the code, the datasets), writable only its
+own run directory and a private `/tmp`, no network (a new network namespace
+with nothing in it), its own process tree (nothing survives it) and an
+unprivileged user ID (nobody) in a user namespace. Parity and bilevel
+strategies run in a second, nested sandbox inside it (optrepro.strategy_host).
 
 `sandbox: auto | bwrap | none` in the configuration (`--sandbox` of the
 runner): `auto` uses bwrap when it works here and otherwise runs unsandboxed
@@ -16,14 +17,17 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 MODES = ("auto", "bwrap", "none")
 SANDBOX_ENV = "OPTREPRO_SANDBOX"  # the mode, from the runner to the driver, which sandboxes the strategy's process
-PR_SET_PDEATHSIG = 1
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # what PYTHONPATH needs for `python -m optrepro...`
 NOBODY = "65534"
 PROBE_TIMEOUT_S = 30
 
@@ -90,11 +94,32 @@ def wrap(command: list[str], mode: str, run_dir: Path, read_only: list[Path], cu
     return wrapped, "bwrap", None
 
 
+def code_paths() -> list[Path]:
+    """What a child `python -m optrepro...` reads besides its inputs: this package and the interpreter."""
+    return [PACKAGE_PARENT, Path(sys.prefix), Path(sys.base_prefix)]
+
+
+def child_env(**updates: str) -> dict[str, str]:
+    """The environment of a child `python -m optrepro...`: this one, unbuffered, importing this package first
+    (wherever it was started from), with `updates`."""
+    return dict(os.environ, PYTHONUNBUFFERED="1", **updates,
+                PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")])))
+
+
+def prctl(option: int, value: int) -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(option, value)
+
+
 def die_with_parent() -> None:
     """In the child before exec: the kernel sends SIGKILL when its parent (the runner, the driver) dies, however
     it dies (Linux)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def undumpable() -> None:
+    """Make this process's /proc/<pid>/{mem,fd,...} root's: another process of the same user (its strategy's)
+    can then neither read its memory nor open its file descriptors."""
+    prctl(PR_SET_DUMPABLE, 0)
 
 
 def death_reason(returncode: int) -> str | None:

@@ -29,7 +29,6 @@ signal, the driver's process group), and a host that dies during a call fails th
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import functools
 import importlib
@@ -46,11 +45,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .sandbox import SANDBOX_ENV, death_reason, die_with_parent, unwrapped_status, wrap
+from .sandbox import (
+    SANDBOX_ENV,
+    child_env,
+    code_paths,
+    death_reason,
+    die_with_parent,
+    undumpable,
+    unwrapped_status,
+    wrap,
+)
 from .strategy import StrategyError, call_strategy, load_strategy, read_source
 
 OUTPUT_PREFIX = "strategy| "
-PR_SET_DUMPABLE = 4
 REQUEST, REPLY = "request.pt", "reply.pt"
 
 
@@ -126,24 +133,19 @@ class StrategyHost:
         self.path, self.device = str(path), device
         read_source(Path(path))  # one that cannot be read fails here, as in-process, not in the sandbox's set-up
         self.accepted = {cls.__name__: cls for cls in accepted}
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_DUMPABLE, 0)  # /proc/<driver>/{mem,fd} become root's: the host cannot reach them
+        undumpable()  # the host, the same user, cannot reach the driver's memory or descriptors through /proc
         self.exchange = Path(tempfile.mkdtemp(prefix="optrepro-strategy-"))
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
-        package_parent = Path(__file__).resolve().parent.parent
         command = [sys.executable, "-m", "optrepro.strategy_host", "--task", task,
                    "--strategy", str(Path(path).resolve()), "--device", device.type, "--exchange", str(self.exchange),
                    "--requests", str(requests_read), "--replies", str(replies_write)]
         hidden = [Path(os.environ["DATA_ROOT"])] if os.environ.get("DATA_ROOT") else []
         command, self.sandbox, _ = wrap(command, os.environ.get(SANDBOX_ENV, "auto"), self.exchange,
-                                        [Path(path), package_parent, Path(sys.prefix), Path(sys.base_prefix)],
-                                        device.type == "cuda", Path.cwd(), [*hidden, Path.cwd() / "results"],
-                                        nested=True)
-        env = dict(os.environ, PYTHONUNBUFFERED="1",
-                   PYTHONPATH=os.pathsep.join(filter(None, [str(package_parent), os.environ.get("PYTHONPATH")])))
+                                        [Path(path), *code_paths()], device.type == "cuda", Path.cwd(),
+                                        [*hidden, Path.cwd() / "results"], nested=True)
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, env=env,
+                                        stderr=subprocess.STDOUT, text=True, env=child_env(),
                                         pass_fds=(requests_read, replies_write), preexec_fn=die_with_parent)
         os.close(requests_read)
         os.close(replies_write)

@@ -101,7 +101,7 @@ def main(driver: Driver, argv: list[str] | None = None) -> int:
             config = info.resolve_config(args.benchmark, args.protocol, overrides)
         device = resolve_device(args.device)
         if os.environ.get(DEVICE_ENV) == "1":
-            print(DEVICE_LINE + json.dumps(device_info(args.device)), file=sys.stderr, flush=True)
+            print(DEVICE_LINE + json.dumps(device_info(args.device, device)), file=sys.stderr, flush=True)
         with contextlib.ExitStack() as stack:
             if driver.separate_process:
                 strategy = stack.enter_context(StrategyHost(driver.task, args.strategy, driver.strategy_functions,
