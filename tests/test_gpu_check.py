@@ -39,3 +39,34 @@ def test_a_broken_part_is_its_own_line(tmp_path):
     slow = gpu_check.run_part("slow", [sys.executable, "-c", "import time; time.sleep(30)"], 1, {})
     assert slow["status"] == "timed out" and slow["seconds"] < 10
     assert gpu_check.run_part("late", ["true"], 0.5, {})["status"] == "skipped"
+
+
+def wheel(folder: Path, name: str, version: str = "1.0") -> Path:
+    """A minimal pure-Python wheel of distribution `name` holding one module."""
+    import zipfile
+
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{name}/__init__.py", "PROBE = 1\n")
+        archive.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        archive.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+                                          "Tag: py3-none-any\n")
+        archive.writestr(f"{info}/RECORD", "")
+    return path
+
+
+def test_wheels_install_only_what_is_missing(tmp_path):
+    """--wheels installs, without network, the wheels whose distribution is not installed and skips the rest
+    (here a broken 'pytest' wheel, which would fail if it were installed)."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel(wheels, "optrepro_wheel_probe")
+    (wheels / "pytest-0.0.0-py3-none-any.whl").write_bytes(b"not a wheel")
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--wheels", str(wheels), "--dry-run",
+                           "--parts", "no such part", "--out", str(tmp_path / "out")],
+                          env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "installing 1 missing of 2 wheels" in done.stdout
+    assert "written:" in done.stdout and "exit status 0" in done.stdout  # the check ran after the install
