@@ -2,21 +2,29 @@
 
 import random
 import textwrap
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from optrepro.metrics import parse_log
-from optrepro.strategy import load_strategy
+from optrepro.strategy import StrategyError, load_strategy
+from optrepro.tasks.parity.batched import all_binary, pack_bits, unpack_bits
 from optrepro.tasks.parity.config import resolve_config
-from optrepro.tasks.parity.core import parity_labels, sample_hidden_secrets
+from optrepro.tasks.parity.core import normalize_dataset, parity_labels, sample_hidden_secrets
 from optrepro.tasks.parity.driver import (
     STRATEGY_FUNCTIONS,
+    PackedInputs,
+    checked_dataset,
+    compact_result,
     main,
     prepare_runs,
     strategy_namespace,
     task_config_fields,
 )
+
+REPO = Path(__file__).resolve().parent.parent
 
 GOOD = {
     "init": "def init_model(model, config):\n    pass\n",
@@ -155,3 +163,76 @@ def test_task_config_of_an_unscaled_run_is_the_originals():
     fields = task_config_fields(resolve_config("n64-k8", "mlsbench"))
     assert list(fields) == ["N", "K", "W", "num_hidden_secrets", "num_orderings", "test_set_size", "batch_size",
                             "max_steps"]
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.float32])
+def test_cpu_randint_takes_one_generator_word_per_element_whatever_the_dtype(dtype):
+    """What `default`, `nowd` and `ds_cube_max_orthogonal` rely on to draw the original's bits faster: one
+    (rows, N) draw of any dtype equals the rows drawn one by one as int64 and leaves the generator alike."""
+    block_generator, row_generator = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    block = torch.randint(0, 2, (50, 64), generator=block_generator, dtype=dtype)
+    rows = torch.stack([torch.randint(0, 2, (64,), generator=row_generator, dtype=torch.int64) for _ in range(50)])
+    assert torch.equal(block.long(), rows)
+    assert torch.equal(block_generator.get_state(), row_generator.get_state())
+
+
+@pytest.mark.parametrize("name", ["default", "nowd"])
+def test_uint8_draws_build_the_originals_dataset(name):
+    strategy = load_strategy(REPO / "strategies" / "parity" / f"{name}.py", strategy_namespace(), STRATEGY_FUNCTIONS)
+    config = resolve_config("n64-k8", "mlsbench", {"max_train_examples": 3_000})
+    secret = sample_hidden_secrets(config, 42)[0]
+    x, y = normalize_dataset(strategy.make_dataset(secret, config, 420_000), config)
+    original = torch.randint(0, 2, (3_000, 64), generator=torch.Generator().manual_seed(420_000),
+                             dtype=torch.int64).to(torch.float32)
+    assert torch.equal(x, original) and torch.equal(y, parity_labels(original, secret))
+
+
+STRATEGY = SimpleNamespace(path="strategy.py")
+
+
+def test_binary_inputs_cross_packed_and_are_checked_like_the_tensor():
+    config = resolve_config("n50-k8", "mlsbench", {"max_train_examples": 90})
+    x = torch.randint(0, 2, (100, 50), generator=torch.Generator().manual_seed(1)).double()
+    y = parity_labels(x, (0, 1, 2, 3, 4, 5, 6, 7))
+    for raw in [(x, y), [x, y], {"x": x, "y": y, "note": 1}]:
+        sent = compact_result("make_dataset", raw)
+        parts = (sent["x"], sent["y"]) if isinstance(sent, dict) else sent
+        assert isinstance(parts[0], PackedInputs) and parts[1] is y
+        assert torch.equal(unpack_bits(parts[0].bits, 50, torch.float64), x)
+        bits, labels, rows = checked_dataset(STRATEGY, sent, config)
+        expected = checked_dataset(STRATEGY, raw, config)
+        assert torch.equal(bits, expected[0]) and torch.equal(labels, expected[1]) and rows == expected[2] == 100
+        assert bits.shape == (90, 7)
+    # Sent as they are: other functions' results, values other than 0 and 1, other shapes, lists.
+    not_binary = (x * 2, y)
+    for name, raw in [("init_model", (x, y)), ("make_dataset", not_binary), ("make_dataset", (x[0], y)),
+                      ("make_dataset", (x.tolist(), y)), ("make_dataset", (x, y, y))]:
+        assert compact_result(name, raw) is raw
+    with pytest.raises(StrategyError, match="Training inputs must stay in"):
+        checked_dataset(STRATEGY, not_binary, config)
+    with pytest.raises(StrategyError, match="must have 64 columns, got 50"):
+        checked_dataset(STRATEGY, compact_result("make_dataset", (x, y)), resolve_config("n64-k8", "mlsbench"))
+
+
+@pytest.mark.parametrize("packed", [PackedInputs(torch.zeros(4, 7, dtype=torch.int64), 50),
+                                    PackedInputs(torch.zeros(4, 6, dtype=torch.uint8), 50),
+                                    PackedInputs(torch.zeros(4, 7, dtype=torch.uint8), 50.0)])
+def test_malformed_packed_inputs_are_refused(packed):
+    """Only a tampered strategy process sends these: refused as the strategy's invalid dataset."""
+    with pytest.raises(StrategyError, match="invalid dataset: malformed packed inputs"):
+        checked_dataset(STRATEGY, (packed, torch.zeros(4)), resolve_config("n50-k8", "mlsbench"))
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.uint8, torch.int8, torch.int64, torch.float16, torch.float32,
+                                   torch.float64])
+def test_only_zeros_and_ones_are_packed(dtype):
+    x = torch.tensor([[0, 1, 1], [1, 0, 0]], dtype=dtype)
+    assert all_binary(x) and torch.equal(unpack_bits(pack_bits(x), 3, torch.float32), x.float())
+    others = [] if dtype == torch.bool else [2] + ([] if dtype == torch.uint8 else [-1]) + (
+        [0.5, float("nan"), float("inf")] if dtype.is_floating_point else [])
+    for value in others:
+        bad = x.clone()
+        bad[1, 2] = value
+        assert not all_binary(bad), value
+        with pytest.raises(ValueError, match="only 0s and 1s"):
+            pack_bits(bad)

@@ -52,7 +52,7 @@ def test_parity_runs_prepared_through_the_host_equal_the_in_process_ones(name):
                                 config, 42, CPU)
     after_local = generators()
     np.random.seed(11)
-    with host("parity", path, parity.STRATEGY_FUNCTIONS) as remote:
+    with host("parity", path, parity.STRATEGY_FUNCTIONS, parity.DRIVER.accepted_results) as remote:
         hosted = parity.prepare_runs(remote, config, 42, CPU)
     assert same_generators(after_local, generators())
     (datasets, test_sets, rates, rows, runs), (h_datasets, h_test_sets, h_rates, h_rows, h_runs) = local, hosted

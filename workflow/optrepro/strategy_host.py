@@ -245,7 +245,8 @@ def serve(args: argparse.Namespace) -> int:
         set_rng_states(request["rng"], device)
         modules = [arg for arg in request["args"] if isinstance(arg, torch.nn.Module)]
         try:
-            result = plain(call_strategy(args.strategy, name, getattr(strategy, name), *request["args"]))
+            result = call_strategy(args.strategy, name, getattr(strategy, name), *request["args"])
+            result = plain(driver.compact_result(name, result) if driver.compact_result else result)
             error = None
         except StrategyError as exc:
             result, error = None, exc.message

@@ -64,6 +64,9 @@ class Driver:
     # and instances of `accepted_results`; not for DP-SGD, whose mechanism is called at every training step.
     separate_process: bool = False
     accepted_results: tuple[type, ...] = ()
+    # Run in the strategy's process on each function's result (name, result) before it is sent: a lossless,
+    # smaller form the driver accepts (its classes among `accepted_results`).
+    compact_result: Callable[[str, object], object] | None = None
 
 
 def parser(driver: Driver) -> argparse.ArgumentParser:

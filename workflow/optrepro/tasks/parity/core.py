@@ -66,34 +66,45 @@ def make_test_set(config: TaskConfig, secret: tuple[int, ...], seed: int) -> tup
     return x, parity_labels(x, secret)
 
 
-def normalize_dataset(dataset, config: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The original's checks of a `make_dataset` result, in its order."""
+def dataset_parts(dataset) -> tuple[object, object]:
+    """(x, y) of a `make_dataset` result, a pair or a dict with 'x' and 'y', as the original accepts."""
     if isinstance(dataset, dict):
         if "x" not in dataset or "y" not in dataset:
             raise ValueError("Dataset dict must contain 'x' and 'y'.")
-        x, y = dataset["x"], dataset["y"]
-    elif isinstance(dataset, (tuple, list)):
+        return dataset["x"], dataset["y"]
+    if isinstance(dataset, (tuple, list)):
         if len(dataset) != 2:
             raise ValueError(f"Dataset tuple must have exactly 2 elements (x, y), got {len(dataset)}.")
-        x, y = dataset
-    else:
-        raise TypeError(f"make_dataset must return (x, y) or a dict with 'x' and 'y', got {type(dataset).__name__}.")
-    x = torch.as_tensor(x, dtype=torch.float32)
-    y = torch.as_tensor(y, dtype=torch.float32).reshape(-1)
-    if x.ndim != 2:
-        raise ValueError(f"Training inputs must be 2-D, got shape {tuple(x.shape)}.")
-    if x.shape[1] != config.n_features:
-        raise ValueError(f"Training inputs must have {config.n_features} columns, got {x.shape[1]}.")
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"Training inputs and labels disagree on size: {x.shape[0]} vs {y.shape[0]}.")
-    if x.shape[0] < 1:
+        return dataset[0], dataset[1]
+    raise TypeError(f"make_dataset must return (x, y) or a dict with 'x' and 'y', got {type(dataset).__name__}.")
+
+
+def check_dataset(shape: tuple[int, ...], inputs_binary: Callable[[], bool], y: torch.Tensor,
+                  config: TaskConfig) -> None:
+    """The original's checks of inputs of `shape` and float32 labels `y`, in its order; `inputs_binary()` says
+    whether every input is 0 or 1 (asked only once the shapes pass, where the original looks at the values)."""
+    if len(shape) != 2:
+        raise ValueError(f"Training inputs must be 2-D, got shape {shape}.")
+    if shape[1] != config.n_features:
+        raise ValueError(f"Training inputs must have {config.n_features} columns, got {shape[1]}.")
+    if shape[0] != y.shape[0]:
+        raise ValueError(f"Training inputs and labels disagree on size: {shape[0]} vs {y.shape[0]}.")
+    if shape[0] < 1:
         raise ValueError("Training dataset must contain at least one example.")
-    if x.shape[0] > config.max_train_examples:
-        raise ValueError(f"Training dataset size {x.shape[0]} exceeds limit {config.max_train_examples}.")
-    if not bool(((x == 0) | (x == 1)).all()):
+    if shape[0] > config.max_train_examples:
+        raise ValueError(f"Training dataset size {shape[0]} exceeds limit {config.max_train_examples}.")
+    if not inputs_binary():
         raise ValueError("Training inputs must stay in {0, 1}.")
     if not bool(((y == 0) | (y == 1)).all()):
         raise ValueError("Training labels must stay in {0, 1}.")
+
+
+def normalize_dataset(dataset, config: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The original's checks of a `make_dataset` result, in its order."""
+    x, y = dataset_parts(dataset)
+    x = torch.as_tensor(x, dtype=torch.float32)
+    y = torch.as_tensor(y, dtype=torch.float32).reshape(-1)
+    check_dataset(tuple(x.shape), lambda: bool(((x == 0) | (x == 1)).all()), y, config)
     return x.contiguous(), y.contiguous()
 
 
