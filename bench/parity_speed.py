@@ -4,7 +4,9 @@
     PYTHONPATH=workflow python bench/parity_speed.py --device cuda --full   # + a whole mlsbench benchmark
 
 Prints run-steps per second of both and their ratio (early stopping is off for
-the comparison so both sides do the same number of steps). With --full it also
+the comparison so both sides do the same number of steps), and the operations one
+batched step dispatches (ATen operations other than views: on CUDA, about one
+kernel each, which bounds a launch-bound step's time). With --full it also
 times one complete benchmark process (all runs, full budget, early stopping
 as specified) and prints its peak memory (GPU and host).
 """
@@ -17,14 +19,16 @@ import io
 import resource
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from optrepro.strategy import load_strategy
 from optrepro.tasks.cli import resolve_device
-from optrepro.tasks.parity.batched import train_batched, train_one_by_one
+from optrepro.tasks.parity.batched import BatchedTrainer, train_batched, train_one_by_one
 from optrepro.tasks.parity.config import resolve_config
 from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, run_benchmark, strategy_namespace
 
@@ -42,6 +46,30 @@ def timed(function, device) -> float:
     function()
     synchronize(device)
     return time.perf_counter() - start
+
+
+class OperationCount(TorchDispatchMode):
+    """Counts the ATen operations run under it, views apart (they launch nothing)."""
+
+    def __init__(self):
+        super().__init__()
+        self.operations, self.views = Counter(), 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.is_view:
+            self.views += 1
+        else:
+            self.operations[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def operations_per_step(runs, datasets, config, device) -> OperationCount:
+    trainer = BatchedTrainer(runs, datasets, config, device, torch.float32)
+    trainer.load_chunk(2, 1)
+    trainer.step()
+    with OperationCount() as count:
+        trainer.step()
+    return count
 
 
 def main() -> None:
@@ -69,6 +97,9 @@ def main() -> None:
     print(f"  batched     {run_steps / batched:10.0f} run-steps/s  ({batched:.2f} s)")
     print(f"  one by one  {run_steps / sequential:10.0f} run-steps/s  ({sequential:.2f} s)")
     print(f"  speed-up    {sequential / batched:10.1f}x")
+    count = operations_per_step(runs, datasets, config, device)
+    print(f"  one batched step: {sum(count.operations.values())} operations besides {count.views} views "
+          f"({', '.join(f'{name} {n}' for name, n in count.operations.most_common(6))}, ...)")
 
     if args.full:
         config = resolve_config(args.benchmark, "mlsbench")

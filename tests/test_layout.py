@@ -65,6 +65,13 @@ def test_every_task_has_the_same_files(task):
     assert TASK_FILES <= files
 
 
+def run_fresh_python(code: str) -> None:
+    """Run `code` in a new interpreter that sees only the package: what a job's start imports."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+
+
 @pytest.mark.parametrize("task", TASKS)
 def test_task_interface_and_config_import_no_torch(task):
     code = (f"import sys, optrepro.tasks.{task} as t, optrepro.tasks.{task}.config, optrepro.plan\n"
@@ -72,9 +79,17 @@ def test_task_interface_and_config_import_no_torch(task):
             "for name in ('BENCHMARKS', 'PROTOCOLS', 'METRICS', 'DATASETS', 'OVERRIDE_FIELDS', 'parse_overrides',\n"
             "             'resolve_config', 'job_resources'):\n"
             "    assert hasattr(t, name), name\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"})
-    assert result.returncode == 0, result.stderr
+    run_fresh_python(code)
+
+
+def test_parity_and_bilevel_drivers_import_torchvision_only_when_a_strategy_uses_it():
+    """About a second per process; the bilevel namespace still offers `datasets`, imported at first use."""
+    code = ("import sys, optrepro.tasks.parity.driver as p, optrepro.tasks.bilevel.driver as b\n"
+            "assert 'torchvision' not in sys.modules, 'torchvision imported'\n"
+            "datasets = b.strategy_namespace()['datasets']\n"
+            "import torchvision.datasets\n"
+            "assert datasets.MNIST is torchvision.datasets.MNIST\n")
+    run_fresh_python(code)
 
 
 def test_driver_files_follow_the_imports():

@@ -30,12 +30,14 @@ entry points `run_toy`, `run_hyperclean`, the methods, `parse_args`, `main`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
 import random
 import sys
 import time
+import types
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -43,7 +45,6 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torchvision import datasets
 
 from ..cli import resolve_device
 from .config import (
@@ -55,6 +56,18 @@ from .config import (
     ToyProblemConfig,
     ToyStrategy,
 )
+
+
+class LazyModule(types.ModuleType):
+    """A module imported at the first use of one of its attributes."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+# Offered to strategies as the original module offered it; importing torchvision takes about a second per process
+# (driver and strategy process), which the toy and every strategy that never names it need not pay.
+datasets = LazyModule("torchvision.datasets")
 
 # ---------------------------------------------------------------------------
 # Toy: the original's scalar functions
