@@ -10,9 +10,11 @@
   strategy (bilevel.md §10) on the full problem (5,000 training examples),
   timed over `--outer` iterations (RHG/T-RHG: `--rhg-outer`, each one T + K
   inner steps), data loading excluded; and the time the strategy's whole budget
-  would take at that rate, beside the issue's H100 targets. Hyper-cleaning is
-  one run, so there is nothing to batch: the lever is keeping data and models
-  on the device with no host synchronisation between evaluations.
+  would take at that rate, beside the issue's H100 targets; on CUDA, V-PBGD and
+  G-PBGD also without their CUDA graph (the same steps launched one by one) and
+  the ratio. Hyper-cleaning is one run, so there is nothing to batch: the lever
+  is keeping data and models on the device, with no host synchronisation
+  between evaluations and one graph launch per step.
 
 MNIST must be fetched first (`make quick` does, or
 `python -m optrepro.data fetch --dataset mnist --root resources/data`).
@@ -63,13 +65,20 @@ def bench_hyperclean(device: torch.device, data_root: Path, outer: int, rhg_oute
         base = strategy(name).get_hyperclean_strategy(net)
         n = rhg_outer if base.method in ("rhg", "t_rhg") else outer
         splits = core.load_hyperclean_splits(seed=42, device=device, root=data_root / "mnist")
-        run = methods.METHOD_RUNNERS[base.method]
-        run(replace(base, outer_itr=2), core.make_model(net).to(device), *splits, net)  # warm-up
-        result = run(replace(base, outer_itr=n), core.make_model(net).to(device), *splits, net)
-        rate = n / result.total_runtime_sec
+
+        def rate(run) -> float:
+            run(replace(base, outer_itr=2), core.make_model(net).to(device), *splits, net)  # warm-up
+            return n / run(replace(base, outer_itr=n), core.make_model(net).to(device), *splits, net).total_runtime_sec
+
+        graphed = rate(methods.METHOD_RUNNERS[base.method])
         target = TARGETS_S.get((net, name))
-        print(f"  {net:6s} {name:6s} {rate:9.1f} outer it/s   full budget ({base.outer_itr:,} it) "
-              f"{base.outer_itr / rate:9.1f} s" + (f"   target <= {target:.0f} s" if target else ""), flush=True)
+        line = (f"  {net:6s} {name:6s} {graphed:9.1f} outer it/s   full budget ({base.outer_itr:,} it) "
+                f"{base.outer_itr / graphed:9.1f} s" + (f"   target <= {target:.0f} s" if target else ""))
+        if device.type == "cuda" and base.method in ("v_pbgd", "g_pbgd"):  # the same steps without the CUDA graph
+            eager = rate(lambda *args: methods.run_pbgd(base.method, *args, corrected=False, on_eval=None,
+                                                        cuda_graph=False))
+            line += f"   eager {eager:7.1f} it/s, graph replay {graphed / eager:5.1f}x"
+        print(line, flush=True)
 
 
 def main() -> None:

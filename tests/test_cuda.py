@@ -12,7 +12,8 @@ Bounds, and why:
   1,000 starts for g_pbgd, none beyond 10 for v_pbgd): at most 50 starts differ, the success rate is equal
   and the mean step count agrees within 5 %.
 * hyper-cleaning: float32; after a few outer steps losses agree within 1e-3 relative and accuracies within
-  0.5 percentage points (two of the 400 test examples).
+  0.5 percentage points (two of the 400 test examples). V-PBGD's and G-PBGD's CUDA-graph replay runs the very
+  kernels of their eager CUDA step: equal bit for bit.
 
 CPU tests of the same logic: test_parity_batched.py, test_dpsgd_train.py, test_bilevel_toy.py,
 test_bilevel_hyperclean.py, and `bench/gpu_check.sh --dry-run` (test_gpu_check.py).
@@ -25,7 +26,7 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,9 @@ import yaml
 from optrepro.metrics import parse_log
 from optrepro.strategy import load_strategy
 from optrepro.tasks.bilevel import driver as bilevel_driver
+from optrepro.tasks.bilevel import methods as bilevel_methods
 from optrepro.tasks.bilevel.config import HypercleanConfig
+from optrepro.tasks.bilevel.core import load_hyperclean_splits, make_model
 from optrepro.tasks.bilevel.driver import STRATEGY_FUNCTIONS as BILEVEL_FUNCTIONS
 from optrepro.tasks.bilevel.driver import strategy_namespace as bilevel_namespace
 from optrepro.tasks.bilevel.vectorised import run_toy_vectorised
@@ -139,6 +142,25 @@ def test_hyperclean_on_cuda_agrees_with_the_cpu(mnist_root, net, method):
         assert cuda["train_loss"] == pytest.approx(cpu["train_loss"], rel=1e-3)
         assert cuda["val_loss"] == pytest.approx(cpu["val_loss"], rel=1e-3)
         assert abs(cuda["test_accuracy"] - cpu["test_accuracy"]) <= 0.5
+
+
+@pytest.mark.parametrize("net, method", [("linear", "v_pbgd"), ("mlp", "g_pbgd")])
+def test_pbgd_graph_replay_equals_the_eager_cuda_steps(mnist_root, net, method):
+    strategy = load_strategy(REPO / "strategies" / "bilevel" / f"{method}.py", bilevel_namespace(),
+                             BILEVEL_FUNCTIONS).get_hyperclean_strategy(net)
+    strategy = replace(strategy, outer_itr=30, eval_interval=1)
+    runs = []
+    for cuda_graph in (True, False):
+        splits = load_hyperclean_splits(TINY, 42, CUDA, mnist_root)  # seeds: both models start alike
+        model = make_model(net).to(CUDA)
+        result = bilevel_methods.run_pbgd(method, strategy, model, *splits, net, corrected=True, on_eval=None,
+                                          cuda_graph=cuda_graph)
+        records = [{k: v for k, v in asdict(r).items() if k != "runtime_sec"}
+                   for r in result.records + result.iterate_records]
+        runs.append((records, [p.detach().cpu() for p in model.parameters()]))
+    (graph_records, graph_weights), (eager_records, eager_weights) = runs
+    assert len(graph_records) == 60 and graph_records == eager_records
+    assert all(torch.equal(a, b) for a, b in zip(graph_weights, eager_weights, strict=True))
 
 
 def test_whole_workflow_with_device_cuda(tmp_path, data_root):

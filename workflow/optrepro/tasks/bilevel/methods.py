@@ -3,7 +3,8 @@
 Data and models live on the run's device. The host reads device values only
 at evaluation points (every `eval_interval` steps for the PBGD methods, every
 outer step for RHG, which evaluates every step): the loss values of a record
-are kept as tensors until then, the penalty schedule is Python arithmetic.
+are kept as tensors until then. The PBGD penalty schedule is Python arithmetic done before the loop
+(`pbgd_schedule`); on CUDA one PBGD outer step is one CUDA-graph replay.
 Each evaluation record goes to `on_eval(record, aux_name, iter_time)` as it
 is made (the driver prints it).
 
@@ -27,6 +28,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from ..graphs import graphed
 from .config import HypercleanEval, HypercleanStrategy
 from .core import (
     HypercleanSplit,
@@ -95,34 +97,48 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _run_pbgd(method: str, strategy: HypercleanStrategy, model: nn.Module, train: HypercleanSplit,
+def pbgd_schedule(strategy: HypercleanStrategy) -> list[tuple[float, float]]:
+    """Per outer step, the objective's two Python-float factors: λ = min(1/(γ+1e-8), 1) and the penalty's
+    weight (γ for V-PBGD, 0.5·γ for G-PBGD), with γ ramped as the original ramps it."""
+    gamma_top = max(strategy.gamma_init, strategy.gamma_max)
+    delta = (gamma_top - strategy.gamma_init) / strategy.gamma_argmax_step
+    gamma, factors = strategy.gamma_init, []
+    for _ in range(strategy.outer_itr):
+        factors.append((min(1.0 / (gamma + 1e-8), 1.0), gamma if strategy.method == "v_pbgd" else 0.5 * gamma))
+        gamma = min(gamma_top, gamma + delta)
+    return factors
+
+
+def run_pbgd(method: str, strategy: HypercleanStrategy, model: nn.Module, train: HypercleanSplit,
               val: HypercleanSplit, test: HypercleanSplit, net: str, corrected: bool,
-              on_eval: EvalCallback | None) -> HypercleanRun:
-    """V-PBGD and G-PBGD: the common loop, penalty schedule and evaluation."""
+              on_eval: EvalCallback | None, cuda_graph: bool = True) -> HypercleanRun:
+    """V-PBGD and G-PBGD: the common loop, penalty schedule and evaluation.
+
+    One outer step (`step`) has fixed shapes and reads nothing back to the host: its two schedule factors
+    come from a device table indexed by a device counter, as 0-d float32 tensors, which the kernels multiply
+    exactly as they multiply the Python floats of the original (each rounded once to float32). On CUDA it is
+    captured once as a CUDA graph and replayed (unless `cuda_graph` is False: the eager reference).
+    """
     device = train.data.device
     x = torch.zeros(train.data.shape[0], device=device, requires_grad=True)
     params = list(model.parameters())
     opt_x = torch.optim.SGD([x], lr=strategy.lrx)
     opt_y = torch.optim.SGD(params, lr=strategy.lry)
-    inner_model = inner_params = opt_inner = None
+    inner_params = []
     if method == "v_pbgd":
         # A second model is constructed (consuming torch random numbers), then overwritten by y's initial values.
         inner_model = make_model(net).to(device)
         inner_model.load_state_dict(copy.deepcopy(model.state_dict()))
         inner_params = list(inner_model.parameters())
         opt_inner = torch.optim.SGD(inner_params, lr=strategy.lr_inner)
-    gamma_top = max(strategy.gamma_init, strategy.gamma_max)
-    delta = (gamma_top - strategy.gamma_init) / strategy.gamma_argmax_step
-    gamma = strategy.gamma_init
-    recorder = _Recorder(method, corrected, on_eval)
-    for k in range(strategy.outer_itr):
-        evaluate = k % strategy.eval_interval == 0
-        lam = min(1.0 / (gamma + 1e-8), 1.0)
+    schedule = torch.tensor(pbgd_schedule(strategy), dtype=torch.float32, device=device)
+    position = torch.zeros(1, dtype=torch.int64, device=device)
+
+    def step() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One outer step; (f, g, aux) of it."""
+        lam, penalty_weight = schedule.index_select(0, position).squeeze(0).unbind()
         if method == "v_pbgd":
             weights = torch.sigmoid(x).detach()
-            if evaluate:
-                _sync(device)
-            t0 = time.perf_counter()
             for _ in range(strategy.inner_itr):
                 opt_inner.zero_grad()
                 inner_loss = (weights * _per_example_ce(inner_model(train.data), train.train_targets)).mean() \
@@ -136,30 +152,37 @@ def _run_pbgd(method: str, strategy: HypercleanStrategy, model: nn.Module, train
                 inner_reg = _regulariser(inner_params, strategy.reg)
             v = (torch.sigmoid(x) * inner_ce).mean() + inner_reg
             aux = g - v
-            objective = lam * (f + gamma * aux)
+            objective = lam * (f + penalty_weight * aux)
         else:
-            if evaluate:
-                _sync(device)
-            t0 = time.perf_counter()
             f = upper_loss(params, val)
             g = lower_loss(params, torch.sigmoid(x), train, strategy.reg)
             grads = torch.autograd.grad(g, params, create_graph=True)
             penalty = sum_squared_norm(grads)
             aux = torch.sqrt(penalty.detach() + 1e-12)
-            objective = lam * (f + 0.5 * gamma * penalty)
+            objective = lam * (f + penalty_weight * penalty)
         opt_x.zero_grad()
         opt_y.zero_grad()
         objective.backward()
         opt_x.step()
         opt_y.step()
-        gamma = min(gamma_top, gamma + delta)
+        with torch.no_grad():
+            position.add_(1)
+        return f.detach(), g.detach(), aux.detach()
+
+    replay = graphed(step, [x, *params, *inner_params, position]) if device.type == "cuda" and cuda_graph else step
+    recorder = _Recorder(method, corrected, on_eval)
+    for k in range(strategy.outer_itr):
+        evaluate = k % strategy.eval_interval == 0
+        if evaluate:
+            _sync(device)
+        t0 = time.perf_counter()
+        f, g, aux = replay()
         if evaluate:
             _sync(device)
             iter_time = time.perf_counter() - t0
             test_acc = compute_accuracy(params, test)
             f1, precision, recall = compute_cleaner_metrics(x.detach(), train.clean, train.rho)
-            record = make_eval_record(k, g.detach(), f.detach(), test_acc, f1, precision, recall, aux.detach(),
-                                      recorder.start)
+            record = make_eval_record(k, g, f, test_acc, f1, precision, recall, aux, recorder.start)
             iterate_val = None
             if corrected:  # the validation loss of the evaluated (updated) y; no RNG, no effect on the run
                 with torch.no_grad():
@@ -169,11 +192,11 @@ def _run_pbgd(method: str, strategy: HypercleanStrategy, model: nn.Module, train
 
 
 def run_v_pbgd(strategy, model, train, val, test, net, corrected=False, on_eval=None) -> HypercleanRun:
-    return _run_pbgd("v_pbgd", strategy, model, train, val, test, net, corrected, on_eval)
+    return run_pbgd("v_pbgd", strategy, model, train, val, test, net, corrected, on_eval)
 
 
 def run_g_pbgd(strategy, model, train, val, test, net, corrected=False, on_eval=None) -> HypercleanRun:
-    return _run_pbgd("g_pbgd", strategy, model, train, val, test, net, corrected, on_eval)
+    return run_pbgd("g_pbgd", strategy, model, train, val, test, net, corrected, on_eval)
 
 UpdateMap = Callable[[Sequence[torch.Tensor], torch.Tensor], list[torch.Tensor]]
 

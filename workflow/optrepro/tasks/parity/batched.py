@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..graphs import graphed
 from .core import OptimizerConfig, TaskConfig, build_model, is_log_step, train_one_run
 
 BCE_EPSILON = 1e-12  # ATen's clamp in binary_cross_entropy_backward
@@ -290,23 +291,10 @@ class BatchedTrainer:
                 self.window_acc]
 
     def step_function(self, cuda_graph: bool = True):
-        """`step`, or on CUDA (unless `cuda_graph` is False) the replay of its CUDA graph (warm-up steps are
-        undone before capture)."""
+        """`step`, or on CUDA (unless `cuda_graph` is False) the replay of its CUDA graph."""
         if self.device.type != "cuda" or not cuda_graph:
             return self.step
-        saved = [t.clone() for t in self.mutable_state()]
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                self.step()
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            self.step()
-        for tensor, value in zip(self.mutable_state(), saved):
-            tensor.copy_(value)
-        return graph.replay
+        return graphed(self.step, self.mutable_state())
 
 
 def train_batched(runs: list[PreparedRun], datasets: list[tuple[torch.Tensor, torch.Tensor]],
