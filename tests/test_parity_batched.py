@@ -88,7 +88,7 @@ def test_adamw_equals_pytorch_bit_for_bit_given_the_same_gradients():
                 param.grad = grad.clone()
             optimizer.step()
         stacked.adamw_step(torch.stack([torch.cat([g.reshape(-1) for g in run_grads]) for run_grads in grads]),
-                           stacked.bias_corrections(step, 1)[0], torch.ones(len(runs)))
+                           stacked.step_factors(step, 1)[0], torch.ones(len(runs)))
         expected = torch.stack([torch.cat([p.detach().reshape(-1) for p in params]) for params in references])
         assert torch.equal(stacked.flat, expected), f"step {step}"
 

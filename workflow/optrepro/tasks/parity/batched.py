@@ -65,8 +65,14 @@ def pack_bits(x: torch.Tensor, rows_per_block: int = 1 << 20) -> torch.Tensor:
     return torch.from_numpy(np.concatenate(blocks) if blocks else np.zeros((0, -(-x.shape[1] // 8)), np.uint8))
 
 
-def unpack_bits(packed: torch.Tensor, n_features: int, dtype: torch.dtype) -> torch.Tensor:
-    shifts = torch.arange(8, dtype=torch.uint8, device=packed.device)
+def bit_shifts(device: torch.device) -> torch.Tensor:
+    return torch.arange(8, dtype=torch.uint8, device=device)
+
+
+def unpack_bits(packed: torch.Tensor, n_features: int, dtype: torch.dtype,
+                shifts: torch.Tensor | None = None) -> torch.Tensor:
+    """The inverse of `pack_bits`; `shifts` (`bit_shifts`) may be given by a caller that unpacks every step."""
+    shifts = bit_shifts(packed.device) if shifts is None else shifts
     bits = (packed.unsqueeze(-1) >> shifts) & 1
     return bits.reshape(*packed.shape[:-1], -1)[..., :n_features].to(dtype)
 
@@ -139,6 +145,13 @@ class StackedMLP:
         self.one_minus_beta1 = (1 - self.beta1).to(dtype)
         self.one_minus_beta2 = (1 - self.beta2).to(dtype)
         self.beta2_cast = self.beta2.to(dtype)
+        self.decay = torch.empty_like(self.lr, dtype=dtype)
+        self.set_active(torch.ones(len(runs), dtype=dtype, device=self.flat.device))
+
+    def set_active(self, active: torch.Tensor) -> None:
+        """Weight decay's factor 1 − lr·wd, in float64 then rounded as PyTorch does, for the runs still training
+        (`active` 1) and 1 for stopped ones (0); computed when `active` changes, not every step."""
+        self.decay.copy_((1 - self.lr * active.unsqueeze(1) * self.wd).to(self.decay.dtype))
 
     def views(self) -> list[torch.Tensor]:
         sizes = [math.prod(shape) for shape in self.shapes]
@@ -163,28 +176,28 @@ class StackedMLP:
         d_b1 = d_pre.sum(1)
         return torch.cat([d_w1.flatten(1), d_b1, d_w2.flatten(1), d_b2], dim=1)
 
-    def bias_corrections(self, first_step: int, steps: int) -> torch.Tensor:
-        """[steps, 2, R] float64: AdamW's step size lr / (1 − β1^t) and √(1 − β2^t) for steps first_step, …,
-        computed in Python floats exactly as torch.optim.AdamW computes them (on the host, a chunk at a time)."""
-        return torch.tensor([[[o.lr / (1 - o.beta1 ** t) for o in self.optimizers],
+    def step_factors(self, first_step: int, steps: int) -> torch.Tensor:
+        """[steps, 2, R] in the parameters' dtype: AdamW's −lr / (1 − β1^t) and √(1 − β2^t) for steps
+        first_step, …, computed in Python floats exactly as torch.optim.AdamW computes them and rounded once,
+        where PyTorch passes them to a kernel (on the host, a chunk at a time)."""
+        return torch.tensor([[[-(o.lr / (1 - o.beta1 ** t)) for o in self.optimizers],
                               [(1 - o.beta2 ** t) ** 0.5 for o in self.optimizers]]
-                             for t in range(first_step, first_step + steps)], dtype=torch.float64)
+                             for t in range(first_step, first_step + steps)], dtype=torch.float64).to(self.flat.dtype)
 
-    def adamw_step(self, grad: torch.Tensor, corrections: torch.Tensor, active: torch.Tensor) -> None:
+    def adamw_step(self, grad: torch.Tensor, factors: torch.Tensor, active: torch.Tensor) -> None:
         """torch.optim.AdamW's single-tensor update for every run, in its operation order: its Python-float
-        quantities in float64 (`corrections`: one step of `bias_corrections`), rounded to the parameters' dtype
-        where PyTorch passes them to a kernel, and its `addcmul_`/`addcdiv_` kernels fed so that they evaluate
-        exactly what PyTorch's do with a scalar value (the CPU's addcdiv is self + (s·a)/b, CUDA's self + s·(a/b)).
-        Given the same gradients the parameters equal PyTorch's bit for bit on the CPU
-        (tests/test_parity_batched.py). Inactive runs get lr 0 and stay unchanged."""
-        dtype = self.flat.dtype
-        active = active.unsqueeze(1)
-        self.flat.mul_((1 - self.lr * active * self.wd).to(dtype))
+        quantities in float64 rounded to the parameters' dtype where PyTorch passes them to a kernel
+        (`factors`: one step of `step_factors`; the decay factor: `set_active`), and its `addcmul_`/`addcdiv_`
+        kernels fed so that they evaluate exactly what PyTorch's do with a scalar value (the CPU's addcdiv is
+        self + (s·a)/b, CUDA's self + s·(a/b)). Given the same gradients the parameters equal PyTorch's bit for
+        bit on the CPU (tests/test_parity_batched.py). Inactive runs (`active` 0) get step size −0 and decay
+        factor 1, and stay unchanged."""
+        self.flat.mul_(self.decay)
         self.exp_avg.lerp_(grad, self.one_minus_beta1)
         self.exp_avg_sq.mul_(self.beta2_cast).addcmul_(self.one_minus_beta2 * grad, grad)
-        step_size, bias_correction2_sqrt = corrections[0].unsqueeze(1), corrections[1].unsqueeze(1)
-        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt.to(dtype)).add_(ADAM_EPS)
-        value = (-(step_size * active)).to(dtype)
+        neg_step_size, bias_correction2_sqrt = factors[0].unsqueeze(1), factors[1].unsqueeze(1)
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(ADAM_EPS)
+        value = neg_step_size * active.unsqueeze(1)
         if self.flat.device.type == "cuda":
             self.flat.addcmul_(value, self.exp_avg / denom)
         else:
@@ -219,10 +232,13 @@ class BatchedTrainer:
         batch, n_runs = config.batch_size, len(runs)
         self.streams = [OrderStream(sizes[r.dataset_index], r.order_seed, batch, offsets[r.dataset_index])
                         for r in runs]
+        # Per step of the current chunk: each run's rows; (mask, mask / count) per batch slot, where mask is 1
+        # for a slot holding a row (the last batch of an epoch is short); (count, AdamW's two step factors).
         self.index = torch.zeros(STEPS_PER_CHUNK, n_runs, batch, dtype=torch.int64, device=device)
-        self.counts = torch.ones(STEPS_PER_CHUNK, n_runs, dtype=torch.int64, device=device)
+        self.slot_weights = torch.zeros(STEPS_PER_CHUNK, 2, n_runs, batch, dtype=dtype, device=device)
+        self.run_scalars = torch.ones(STEPS_PER_CHUNK, 3, n_runs, dtype=dtype, device=device)
         self.position = torch.zeros(1, dtype=torch.int64, device=device)  # step within the chunk
-        self.corrections = torch.zeros(STEPS_PER_CHUNK, 2, n_runs, dtype=torch.float64, device=device)
+        self.shifts = bit_shifts(device)
         self.active = torch.ones(n_runs, dtype=dtype, device=device)  # 1 while a run trains, 0 once stopped
         self.window_loss = torch.zeros(n_runs, dtype=torch.float64, device=device)
         self.window_acc = torch.zeros_like(self.window_loss)
@@ -232,8 +248,7 @@ class BatchedTrainer:
 
     def load_chunk(self, steps: int, first_step: int) -> None:
         """Draw the next `steps` batches of every run still training, in each run's own order stream, and
-        AdamW's bias corrections of those steps."""
-        self.corrections[:steps].copy_(self.model.bias_corrections(first_step, steps))
+        what the steps need besides: slot weights, counts, AdamW's step factors."""
         batch = self.config.batch_size
 
         def take(stream: OrderStream, alive: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,26 +262,30 @@ class BatchedTrainer:
         with ThreadPoolExecutor(max_workers=min(len(self.streams), torch.get_num_threads())) as pool:
             drawn = list(pool.map(take, self.streams, self.active.bool().tolist()))
         self.index[:steps].copy_(torch.stack([d[0] for d in drawn], 1))
-        self.counts[:steps].copy_(torch.stack([d[1] for d in drawn], 1))
+        counts = torch.stack([d[1] for d in drawn], 1).to(self.device)
+        count = counts.to(self.dtype)
+        mask = (self.slots < counts.unsqueeze(2)).to(self.dtype)
+        self.slot_weights[:steps, 0] = mask
+        self.slot_weights[:steps, 1] = mask / count.unsqueeze(2)
+        self.run_scalars[:steps, 0] = count
+        self.run_scalars[:steps, 1:] = self.model.step_factors(first_step, steps).to(self.device)
         self.position.zero_()
 
     def step(self) -> None:
         dtype = self.dtype
         rows = self.index.index_select(0, self.position).squeeze(0)
-        counts = self.counts.index_select(0, self.position).squeeze(0)
-        x = unpack_bits(self.bits[rows], self.config.n_features, dtype)
+        mask, weight = self.slot_weights.index_select(0, self.position).squeeze(0).unbind()
+        scalars = self.run_scalars.index_select(0, self.position).squeeze(0)
+        count, factors = scalars[0], scalars[1:]
+        x = unpack_bits(self.bits[rows], self.config.n_features, dtype, self.shifts)
         y = self.labels[rows].to(dtype)
-        count = counts.to(dtype).unsqueeze(1)
-        mask = (self.slots < counts.unsqueeze(1)).to(dtype)
         pre, hidden, prob = self.model.forward(x)
         log_prob = torch.clamp(torch.log(prob), min=-100)
         log_not_prob = torch.clamp(torch.log(1 - prob), min=-100)
-        loss = (((y - 1) * log_not_prob - y * log_prob) * mask).sum(1) / count.squeeze(1)
+        loss = (((y - 1) * log_not_prob - y * log_prob) * mask).sum(1) / count
         correct = (((prob >= 0.5) == (y >= 0.5)).to(dtype) * mask).sum(1)
-        accuracy = (correct / count.squeeze(1)).to(torch.float32)
-        corrections = self.corrections.index_select(0, self.position).squeeze(0)
-        self.model.adamw_step(self.model.gradients(x, pre, hidden, prob, y, mask / count), corrections,
-                              self.active)
+        accuracy = (correct / count).to(torch.float32)
+        self.model.adamw_step(self.model.gradients(x, pre, hidden, prob, y, weight), factors, self.active)
         self.window_loss += loss.to(torch.float32).double() * self.active
         self.window_acc += accuracy.double() * self.active
         self.position += 1
@@ -281,6 +300,7 @@ class BatchedTrainer:
         stopping = was_active & (self.stable >= config.early_stop_windows)
         self.steps_taken = torch.where(stopping, step, self.steps_taken)
         self.active.mul_((~stopping).to(self.dtype))
+        self.model.set_active(self.active)
         self.window_loss.zero_()
         self.window_acc.zero_()
         return mean_loss, mean_acc, was_active
