@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from ..graphs import graphed
+from ..graphs import WARM_UP_STEPS, graphed
 from .config import HypercleanEval, HypercleanStrategy
 from .core import (
     HypercleanSplit,
@@ -97,13 +97,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def pbgd_schedule(strategy: HypercleanStrategy) -> list[tuple[float, float]]:
+def pbgd_schedule(strategy: HypercleanStrategy, steps: int) -> list[tuple[float, float]]:
     """Per outer step, the objective's two Python-float factors: λ = min(1/(γ+1e-8), 1) and the penalty's
     weight (γ for V-PBGD, 0.5·γ for G-PBGD), with γ ramped as the original ramps it."""
     gamma_top = max(strategy.gamma_init, strategy.gamma_max)
     delta = (gamma_top - strategy.gamma_init) / strategy.gamma_argmax_step
     gamma, factors = strategy.gamma_init, []
-    for _ in range(strategy.outer_itr):
+    for _ in range(steps):
         factors.append((min(1.0 / (gamma + 1e-8), 1.0), gamma if strategy.method == "v_pbgd" else 0.5 * gamma))
         gamma = min(gamma_top, gamma + delta)
     return factors
@@ -131,7 +131,9 @@ def run_pbgd(method: str, strategy: HypercleanStrategy, model: nn.Module, train:
         inner_model.load_state_dict(copy.deepcopy(model.state_dict()))
         inner_params = list(inner_model.parameters())
         opt_inner = torch.optim.SGD(inner_params, lr=strategy.lr_inner)
-    schedule = torch.tensor(pbgd_schedule(strategy), dtype=torch.float32, device=device)
+    # As many steps as the run takes, and at least as many as a CUDA graph's warm-up reads.
+    steps = max(strategy.outer_itr, WARM_UP_STEPS)
+    schedule = torch.tensor(pbgd_schedule(strategy, steps), dtype=torch.float32, device=device)
     position = torch.zeros(1, dtype=torch.int64, device=device)
 
     def step() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
