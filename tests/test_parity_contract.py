@@ -10,9 +10,9 @@ import torch
 
 from optrepro.metrics import parse_log
 from optrepro.strategy import StrategyError, load_strategy
-from optrepro.tasks.parity.batched import all_binary, pack_bits, unpack_bits
+from optrepro.tasks.parity.batched import pack_bits, unpack_bits
 from optrepro.tasks.parity.config import resolve_config
-from optrepro.tasks.parity.core import normalize_dataset, parity_labels, sample_hidden_secrets
+from optrepro.tasks.parity.core import all_binary, normalize_dataset, parity_labels, sample_hidden_secrets
 from optrepro.tasks.parity.driver import (
     STRATEGY_FUNCTIONS,
     PackedInputs,

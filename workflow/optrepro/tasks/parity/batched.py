@@ -36,21 +36,11 @@ import numpy as np
 import torch
 
 from ..graphs import graphed
-from .core import OptimizerConfig, TaskConfig, build_model, is_log_step, train_one_run
+from .core import OptimizerConfig, TaskConfig, all_binary, build_model, is_log_step, train_one_run
 
 BCE_EPSILON = 1e-12  # ATen's clamp in binary_cross_entropy_backward
 ADAM_EPS = 1e-8
 STEPS_PER_CHUNK = 1000  # data-order indices are drawn on the host and shipped this many steps at a time
-
-
-def all_binary(x: torch.Tensor) -> bool:
-    """Whether every value of `x` is 0 or 1; one min/max pass for integers (a third of the comparisons' time)."""
-    if x.dtype == torch.bool or x.numel() == 0:
-        return True
-    if x.is_floating_point():
-        return bool(((x == 0) | (x == 1)).all())
-    low, high = torch.aminmax(x)
-    return bool(low >= 0) and bool(high <= 1)
 
 
 def pack_bits(x: torch.Tensor, rows_per_block: int = 1 << 20) -> torch.Tensor:

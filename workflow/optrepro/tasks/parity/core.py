@@ -66,6 +66,16 @@ def make_test_set(config: TaskConfig, secret: tuple[int, ...], seed: int) -> tup
     return x, parity_labels(x, secret)
 
 
+def all_binary(x: torch.Tensor) -> bool:
+    """Whether every value of `x` is 0 or 1; one min/max pass for integers (a third of the comparisons' time)."""
+    if x.dtype == torch.bool or x.numel() == 0:
+        return True
+    if x.is_floating_point():
+        return bool(((x == 0) | (x == 1)).all())
+    low, high = torch.aminmax(x)
+    return bool(low >= 0) and bool(high <= 1)
+
+
 def dataset_parts(dataset) -> tuple[object, object]:
     """(x, y) of a `make_dataset` result, a pair or a dict with 'x' and 'y', as the original accepts."""
     if isinstance(dataset, dict):
@@ -95,7 +105,7 @@ def check_dataset(shape: tuple[int, ...], inputs_binary: Callable[[], bool], y: 
         raise ValueError(f"Training dataset size {shape[0]} exceeds limit {config.max_train_examples}.")
     if not inputs_binary():
         raise ValueError("Training inputs must stay in {0, 1}.")
-    if not bool(((y == 0) | (y == 1)).all()):
+    if not all_binary(y):
         raise ValueError("Training labels must stay in {0, 1}.")
 
 
@@ -104,7 +114,7 @@ def normalize_dataset(dataset, config: TaskConfig) -> tuple[torch.Tensor, torch.
     x, y = dataset_parts(dataset)
     x = torch.as_tensor(x, dtype=torch.float32)
     y = torch.as_tensor(y, dtype=torch.float32).reshape(-1)
-    check_dataset(tuple(x.shape), lambda: bool(((x == 0) | (x == 1)).all()), y, config)
+    check_dataset(tuple(x.shape), lambda: all_binary(x), y, config)
     return x.contiguous(), y.contiguous()
 
 
