@@ -10,6 +10,7 @@ import torch
 
 from optrepro.metrics import parse_log
 from optrepro.strategy import StrategyError, load_strategy
+from optrepro.strategy_host import plain
 from optrepro.tasks.parity.batched import pack_bits, unpack_bits
 from optrepro.tasks.parity.config import resolve_config
 from optrepro.tasks.parity.core import all_binary, normalize_dataset, parity_labels, sample_hidden_secrets
@@ -194,10 +195,10 @@ def test_binary_inputs_cross_packed_and_are_checked_like_the_tensor():
     config = resolve_config("n50-k8", "mlsbench", {"max_train_examples": 90})
     x = torch.randint(0, 2, (100, 50), generator=torch.Generator().manual_seed(1)).double()
     y = parity_labels(x, (0, 1, 2, 3, 4, 5, 6, 7))
-    for raw in [(x, y), [x, y], {"x": x, "y": y, "note": 1}]:
-        sent = compact_result("make_dataset", raw)
+    for raw in [(x, y), [x, y], {"x": x, "y": y, "note": 1}, (x.numpy(), y.numpy())]:
+        sent = compact_result("make_dataset", plain(raw))  # as the strategy's process applies it
         parts = (sent["x"], sent["y"]) if isinstance(sent, dict) else sent
-        assert isinstance(parts[0], PackedInputs) and parts[1] is y
+        assert isinstance(parts[0], PackedInputs) and torch.equal(parts[1], y)
         assert torch.equal(unpack_bits(parts[0].bits, 50, torch.float64), x)
         bits, labels, rows = checked_dataset(STRATEGY, sent, config)
         expected = checked_dataset(STRATEGY, raw, config)

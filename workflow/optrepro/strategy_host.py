@@ -245,8 +245,9 @@ def serve(args: argparse.Namespace) -> int:
         set_rng_states(request["rng"], device)
         modules = [arg for arg in request["args"] if isinstance(arg, torch.nn.Module)]
         try:
-            result = call_strategy(args.strategy, name, getattr(strategy, name), *request["args"])
-            result = plain(driver.compact_result(name, result) if driver.compact_result else result)
+            result = plain(call_strategy(args.strategy, name, getattr(strategy, name), *request["args"]))
+            if driver.compact_result:  # on the plain form: numpy arrays are tensors by then
+                result = plain(driver.compact_result(name, result))
             error = None
         except StrategyError as exc:
             result, error = None, exc.message
