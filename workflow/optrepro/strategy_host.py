@@ -13,9 +13,10 @@ Trust runs one way. Requests are pickled (the host trusts the driver); replies a
 `torch.load(weights_only=True)`, which builds tensors and plain containers only, never an object of the
 strategy's choosing. A result travels as tensors (detached, on the CPU), numbers, strings, tuples, lists
 and dicts (numpy arrays as tensors, numpy scalars as numbers); a dataclass the driver accepts (bilevel's
-ToyStrategy and HypercleanStrategy) as its fields; any other object as an empty stand-in of the same type
-name, which the driver's checks then refuse as they refuse the object. Large results (a parity training set)
-go through a file in an exchange folder and are memory-mapped, not copied.
+ToyStrategy and HypercleanStrategy, parity's PackedInputs) as its fields; any other object as an empty stand-in
+of the same type name, which the driver's checks then refuse as they refuse the object. A driver may first
+compact a result in the host, losslessly (`Driver.compact_result`: parity bit-packs a training set of 0s and
+1s). Results go through a file in an exchange folder and are memory-mapped, not copied.
 
 Isolation: where bubblewrap works (the `sandbox` setting, from the runner in SANDBOX_ENV; default auto) the
 host runs in a sandbox nested in the driver's: the file system read-only, the data root and the workflow's
