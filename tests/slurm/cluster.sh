@@ -155,8 +155,18 @@ MinJobAge=300
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/linux
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$real_mem State=UNKNOWN
+# Accounts GPUs too, so that sacct shows what each job held (AllocTRES).
+AccountingStorageTRES=gres/gpu
+# Two GPUs that are only counted (gres.conf binds them to /dev/null and /dev/zero): jobs can ask for them
+# with --gres or --gpus, so that what the profile requests is tested on a machine without GPUs.
+GresTypes=gpu
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$real_mem Gres=gpu:2 State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+  cat >"$CONF_DIR/gres.conf" <<EOF
+# Written by optrepro tests/slurm/cluster.sh; overwritten on every start.
+NodeName=$NODE Name=gpu File=/dev/null
+NodeName=$NODE Name=gpu File=/dev/zero
 EOF
   # slurmdbd refuses a config holding the DB password that others can read.
   install -m 600 /dev/null "$CONF_DIR/slurmdbd.conf"
