@@ -65,9 +65,9 @@ def test_run_folders_follow_the_one_pattern():
 
 
 def test_a_training_job_asks_for_a_gpu_only_where_it_uses_cuda():
-    assert plan.gpus_per_job({"device": "cpu"}) == 0
-    assert plan.gpus_per_job({"device": "cuda"}) == 1
-    assert plan.gpus_per_job({"device": "auto"}) == plan.gpus_per_job({}) == int(cuda_visible())
+    assert plan.gpu_gres({"device": "cpu"}) == ""
+    assert plan.gpu_gres({"device": "cuda"}) == "gpu:1"
+    assert plan.gpu_gres({"device": "auto"}) == plan.gpu_gres({}) == ("gpu:1" if cuda_visible() else "")
 
 
 @pytest.mark.parametrize("task, overrides, expected", [
@@ -192,3 +192,14 @@ def test_small_jobs_share_a_gpu_and_large_ones_take_more_of_it():
     assert plan.gpu_percent(small_gpu, "parity", "n64-k8", "mlsbench") == 50
     assert plan.gpu_percent({**cuda, "gpu_memory_mb": memory // 2}, "parity", "n64-k8", "mlsbench") == 100
     assert plan.gpu_percent({**config, "device": "cpu"}, "parity", "n64-k8", "mlsbench") == 0
+    # gpu_jobs small jobs fit in one GPU together, also where 100 / gpu_jobs is not a whole number
+    assert 3 * plan.gpu_percent({**cuda, "gpu_jobs": 3}, "bilevel", "toy-convergence", "mlsbench") <= 100
+
+
+def test_on_a_cluster_only_jobs_holding_the_base_share_are_grouped_to_share_a_gpu():
+    config = {**plan.load_config(REPO / "config" / "config.yaml"), "device": "cuda"}
+    assert plan.gpu_share_group(config, "bilevel", "toy-convergence", "mlsbench") == plan.GPU_SHARE_GROUP
+    memory = plan.job_resources(config, "parity", "n64-k8", "mlsbench")["mem_mb"]
+    assert plan.gpu_share_group({**config, "gpu_memory_mb": memory * 2}, "parity", "n64-k8", "mlsbench") is None
+    assert plan.gpu_share_group({**config, "gpu_jobs": 1}, "bilevel", "toy-convergence", "mlsbench") is None
+    assert plan.gpu_share_group({**config, "device": "cpu"}, "bilevel", "toy-convergence", "mlsbench") is None

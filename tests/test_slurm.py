@@ -17,11 +17,14 @@ import pandas as pd
 import pytest
 import yaml
 
+from optrepro import plan
+
 REPO = Path(__file__).resolve().parent.parent
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-SLURM_ARGS = ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--config", "device=cpu",
-              "--slurm-init-seconds-before-status-checks", "2", "--latency-wait", "5", "--jobs", "4"]
+PROFILE_ARGS = ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--slurm-init-seconds-before-status-checks",
+                "2", "--latency-wait", "5", "--jobs", "4"]
+SLURM_ARGS = [*PROFILE_ARGS, "--config", "device=cpu"]
 BROKEN = '''
 def init_model(model, config):
     pass
@@ -55,14 +58,16 @@ def strategies(tmp_path_factory):
     return root
 
 
-def write_config(workdir: Path, strategies: Path, max_steps: int, names: list[str]) -> None:
+def write_config(workdir: Path, strategies: Path, max_steps: int, names: list[str], **settings) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
-    config = {"scale": "tiny", "device": "cpu", "seeds": [1, 2], "strategy_dir": str(strategies), "tasks": {
+    config = {"scale": "tiny", "device": "cpu", "seeds": [1, 2], "strategy_dir": str(strategies), **settings,
+              "tasks": {
         "parity": {"benchmarks": ["n32-k8"], "protocols": ["mlsbench"], "strategies": names,
                    "reference": names[0],
                    "overrides": {"num_hidden_secrets": 1, "num_orderings": 2, "max_steps": max_steps,
                                  "log_interval": 50, "test_set_size": 512, "max_train_examples": 20000}}}}
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(config))
+    return workdir / "tiny.yaml"
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -76,9 +81,11 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 def sacct_jobs(workdir: Path, since: str) -> list[dict[str, str]]:
     """Allocations SLURM accounted for jobs started from `workdir` since `since`."""
-    result = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", "JobID,State,ExitCode,WorkDir"],
+    result = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o",
+                             "JobID,State,ExitCode,WorkDir,AllocTRES,Timelimit"],
                             capture_output=True, text=True, check=True)
-    jobs = [dict(zip(("id", "state", "exit", "workdir"), line.split("|"))) for line in result.stdout.splitlines()]
+    fields = ("id", "state", "exit", "workdir", "tres", "time_limit")
+    jobs = [dict(zip(fields, line.split("|"))) for line in result.stdout.splitlines()]
     return [job for job in jobs if Path(job["workdir"]).resolve() == workdir.resolve()]
 
 
@@ -110,6 +117,29 @@ def test_workflow_through_slurm_equals_a_local_run(cluster, strategies, tmp_path
     assert set(failed.strategy) == {"broken"} and (remote_runs.status == "ok").sum() == 4
     html = (remote / "reports" / "report.html").read_text()
     assert "deliberately broken" in html
+
+
+def test_cuda_jobs_needing_part_of_a_gpu_share_one_slurm_job_and_its_gpu(cluster, strategies, tmp_path):
+    """The test cluster's GPUs are only counted, so these runs fail for want of CUDA (a failed run is a result):
+    what is tested is what the profile asks of SLURM."""
+    workdir = tmp_path / "gpu"
+    config = plan.load_config(write_config(workdir, strategies, 100, ["scaffold_4096", "multi_epoch"],
+                                           device="cuda", gpu_jobs=2))
+    assert plan.gpu_percent(config, "parity", "n32-k8", "mlsbench") == 50
+    since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    snakemake(workdir, *PROFILE_ARGS)
+
+    # four jobs at 50 %: one SLURM job with one GPU (group_components 4), two at a time, so two CPUs, the memory
+    # of two and the time of two in a row
+    [job] = sacct_jobs(workdir, since)
+    tres = dict(item.split("=") for item in job["tres"].split(","))
+    assert (job["state"], tres["gres/gpu"], tres["cpu"]) == ("COMPLETED", "1", "2"), job
+    sized = plan.job_resources(config, "parity", "n32-k8", "mlsbench")
+    assert tres["mem"] == f"{2 * sized['mem_mb']}M"
+    assert job["time_limit"] == f"00:{2 * sized['runtime']:02d}:00"
+    runs = pd.read_csv(workdir / "results" / "tables" / "runs.csv")
+    assert len(runs) == 4 and (runs.status == "failed").all()
+    assert runs.error.str.endswith("--device cuda was requested but CUDA is not available.").all()
 
 
 def wait_for(condition, timeout: float, what: str):

@@ -26,6 +26,8 @@ from .tasks import TASKS, task_info
 
 # Where one run's files live: the train rule's output pattern and every planned run's folder.
 RUN_DIR = "results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}"
+# The group of training jobs that share one GPU on a cluster: profiles/slurm sets its size (--group-components).
+GPU_SHARE_GROUP = "gpu_share"
 
 
 class ConfigError(ValueError):
@@ -211,21 +213,36 @@ def retry_failed_fetches(config: dict, runs: list[PlannedRun]) -> list[str]:
     return failed
 
 
-def gpus_per_job(config: dict) -> int:
-    """1 where a training job will use CUDA (`device: cuda`, or `auto` on a host with a GPU), else 0."""
-    return int(uses_cuda(config.get("device", "auto")))
+def gpu_gres(config: dict) -> str:
+    """SLURM's `gres` for a training job: one GPU ("gpu:1") where it will use CUDA (`device: cuda`, or `auto` on
+    a host with a GPU), else none (""). A string, not a count: Snakemake gives a group job a string resource
+    its jobs share, where it would sum a count, so a group of jobs sharing one GPU asks for one."""
+    return "gpu:1" if uses_cuda(config.get("device", "auto")) else ""
 
 
 def gpu_percent(config: dict, task: str, benchmark: str, protocol: str) -> int:
-    """The share of one GPU (percent) a training job holds: 100 / `gpu_jobs`, more where its memory estimate
-    needs more of `gpu_memory_mb`; 0 where it does not use CUDA. `--resources gpu_percent=100` per GPU then
-    lets small jobs run side by side and keeps the sum of their estimates within the GPU's memory."""
-    if not gpus_per_job(config):
+    """The share of one GPU (percent) a training job holds: the base share 100 // `gpu_jobs`, more where its
+    memory estimate needs more of `gpu_memory_mb`; 0 where it does not use CUDA. `--resources gpu_percent=100`
+    per GPU then lets `gpu_jobs` small jobs run side by side and keeps the sum of their estimates within the
+    GPU's memory."""
+    if not gpu_gres(config):
         return 0
     memory = job_resources(config, task, benchmark, protocol)["mem_mb"]
-    share = max(math.ceil(100 / config.get("gpu_jobs", 4)), math.ceil(100 * memory / config.get("gpu_memory_mb",
-                                                                                                 80_000)))
-    return min(100, share)
+    return min(100, max(base_gpu_share(config), math.ceil(100 * memory / config.get("gpu_memory_mb", 80_000))))
+
+
+def base_gpu_share(config: dict) -> int:
+    """The share of a job whose memory estimate needs no more: rounded down, so that `gpu_jobs` of them fit."""
+    return max(1, 100 // config.get("gpu_jobs", 4))
+
+
+def gpu_share_group(config: dict, task: str, benchmark: str, protocol: str) -> str | None:
+    """The Snakemake group of training jobs that share a GPU on a cluster (profiles/slurm bundles them into SLURM
+    jobs with one GPU each, laid out so that their `gpu_percent` adds up to at most 100 at any time): jobs holding
+    the base share, below 100; None (a job of its own) for the rest. One share only, because inside a group job
+    Snakemake runs as many jobs at once as the cores laid out for them allow, whatever their shares."""
+    share = gpu_percent(config, task, benchmark, protocol)
+    return GPU_SHARE_GROUP if share == base_gpu_share(config) < 100 else None
 
 
 def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:

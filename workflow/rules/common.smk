@@ -104,9 +104,14 @@ def get_time_limit_args(wildcards):
     return f"--time-limit {limit}" if limit else ""
 
 
-def get_train_resources_gpu(wildcards):
-    """Train jobs ask for one `gpu` where CUDA will be used: a cluster job gets its own (sbatch --gpus=1)."""
-    return plan.gpus_per_job(config)
+def get_train_gres(wildcards):
+    """Train jobs ask for one GPU where CUDA will be used: a cluster job, or a group sharing one, gets one."""
+    return plan.gpu_gres(config)
+
+
+def get_train_group(wildcards):
+    """Jobs needing less than a whole GPU share one on a cluster (see plan.gpu_share_group); ignored here."""
+    return plan.gpu_share_group(config, wildcards.task, wildcards.benchmark, wildcards.protocol)
 
 
 def get_train_gpu_percent(wildcards):

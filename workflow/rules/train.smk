@@ -14,11 +14,13 @@ rule train:
         "logs/train/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}.tsv"
+    group:
+        get_train_group
     conda:
         "../../environment.yml"
     threads: config.get("train_threads", 1)
     resources:
-        gpu=get_train_resources_gpu,
+        gres=get_train_gres,
         gpu_percent=get_train_gpu_percent,
         mem_mb=get_train_mem_mb,
         runtime=get_train_runtime,
