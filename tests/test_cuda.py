@@ -182,6 +182,6 @@ def test_whole_workflow_with_device_cuda(tmp_path, data_root):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = [json.loads(path.read_text()) for path in (tmp_path / "results").rglob("record.json")]
     assert len(records) == 1 + 3 * 2 + 2  # parity; bilevel 3 benchmarks x 2 protocols; dpsgd 2 protocols
-    assert {(r["status"], r["device"]["resolved"]) for r in records} == {("ok", "cuda")}, \
-        [(r["strategy"], r["error"]) for r in records if r["status"] != "ok"]
+    assert {(r["status"], r["device"]["resolved"], r["device"]["cuda_graphs"]) for r in records} == {
+        ("ok", "cuda", True)}, [(r["strategy"], r["error"]) for r in records if r["status"] != "ok"]
     assert (tmp_path / "reports" / "report.html").is_file()

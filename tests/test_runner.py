@@ -106,4 +106,4 @@ def test_a_driver_that_fails_before_choosing_a_device_records_none(tmp_path):
     status, run_dir = run_job(tmp_path, GOOD_BODY, extra=["--set", "max_steps=0", "--time-limit", "60"])
     record = record_of(run_dir)
     assert record["status"] == "failed" and "max_steps" in record["error"]
-    assert record["device"] == {"requested": "cpu", "resolved": None, "name": None, "cuda": None}
+    assert record["device"] == {"requested": "cpu", "resolved": None, "name": None, "cuda": None, "cuda_graphs": None}

@@ -113,16 +113,20 @@ def environment() -> dict[str, object]:
 # a driver run by hand keeps its stderr for errors); the runner records it and so imports no torch.
 DEVICE_LINE = "OPTREPRO_DEVICE "
 DEVICE_ENV = "OPTREPRO_REPORT_DEVICE"
+DEVICE_FIELDS = ("resolved", "name", "cuda", "cuda_graphs")  # of DEVICE_LINE, which the record keeps
 
 
 def device_info(requested: str, device) -> dict[str, object]:
-    """What `--device requested` resolved to (`device`, a torch.device: tasks.cli.resolve_device), and its name."""
+    """What `--device requested` resolved to (`device`, a torch.device: tasks.cli.resolve_device), its name, and
+    on CUDA whether steps are replayed as CUDA graphs."""
     import torch
+
+    from .tasks.graphs import graphs_enabled
 
     use_cuda = device.type == "cuda"
     name = torch.cuda.get_device_name(device) if use_cuda else (platform.processor() or platform.machine())
     return {"requested": requested, "resolved": device.type, "name": name,
-            "cuda": torch.version.cuda if use_cuda else None}
+            "cuda": torch.version.cuda if use_cuda else None, "cuda_graphs": graphs_enabled() if use_cuda else None}
 
 
 def device_from_stderr(lines: list[str], requested: str) -> dict[str, object]:
@@ -135,10 +139,9 @@ def device_from_stderr(lines: list[str], requested: str) -> dict[str, object]:
             except ValueError:
                 break
             if isinstance(found, dict):
-                return {"requested": requested, "resolved": found.get("resolved"), "name": found.get("name"),
-                        "cuda": found.get("cuda")}
+                return {"requested": requested, **{key: found.get(key) for key in DEVICE_FIELDS}}
             break
-    return {"requested": requested, "resolved": None, "name": None, "cuda": None}
+    return {"requested": requested, **dict.fromkeys(DEVICE_FIELDS)}
 
 
 def cuda_visible() -> bool:
