@@ -37,7 +37,7 @@ def run_driver(*args: str, data_root: Path | None = None) -> subprocess.Complete
     if data_root is not None:
         env["DATA_ROOT"] = str(data_root)
     return subprocess.run([sys.executable, "-m", "optrepro.tasks.bilevel", "--device", "cpu", *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=1800)
 
 
 def write_strategy(tmp_path: Path, toy: str, hyperclean: str = 'HypercleanStrategy(method="rhg")') -> Path:

@@ -178,7 +178,7 @@ def test_whole_workflow_with_device_cuda(tmp_path, data_root):
     (tmp_path / "cuda.yaml").write_text(yaml.safe_dump(config))
     result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "8",
                              "--directory", str(tmp_path), "--configfile", str(tmp_path / "cuda.yaml")],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     records = [json.loads(path.read_text()) for path in (tmp_path / "results").rglob("record.json")]
     assert len(records) == 1 + 3 * 2 + 2  # parity; bilevel 3 benchmarks x 2 protocols; dpsgd 2 protocols

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.workflow
 def test_dry_run_runs_every_part(tmp_path, data_root):
     done = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--dry-run", "--data-root", str(data_root),
                            "--out", str(tmp_path)], env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=3600)  # a safety net
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     parts = {part["name"]: part for part in report["parts"]}
@@ -36,8 +36,8 @@ def test_dry_run_runs_every_part(tmp_path, data_root):
 def test_a_broken_part_is_its_own_line(tmp_path):
     part = gpu_check.run_part("broken", [sys.executable, "-c", "print('half'); raise SystemExit(3)"], 30, {})
     assert part["status"] == "failed" and part["detail"] == "exit status 3: half"
-    slow = gpu_check.run_part("slow", [sys.executable, "-c", "import time; time.sleep(30)"], 1, {})
-    assert slow["status"] == "timed out" and slow["seconds"] < 10
+    slow = gpu_check.run_part("slow", [sys.executable, "-c", "import time; time.sleep(3600)"], 1, {})
+    assert slow["status"] == "timed out" and slow["detail"] == "stopped after 1 s"  # it returned: it was ended
     assert gpu_check.run_part("late", ["true"], 0.5, {})["status"] == "skipped"
 
 
@@ -66,7 +66,7 @@ def test_wheels_install_only_what_is_missing(tmp_path):
     done = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh"), "--wheels", str(wheels), "--dry-run",
                            "--parts", "no such part", "--out", str(tmp_path / "out")],
                           env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "installing 1 missing of 2 wheels" in done.stdout
     assert "written:" in done.stdout and "exit status 0" in done.stdout  # the check ran after the install

@@ -216,7 +216,7 @@ def test_latex_tables_compile(report, tmp_path):
                                       "\\usepackage[margin=1cm,landscape]{geometry}\n\\begin{document}\n"
                                       f"{inputs}\\end{{document}}\n")
     result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "all.tex"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
     assert (tmp_path / "all.pdf").stat().st_size > 0
     assert "Missing character" not in (tmp_path / "all.log").read_text(errors="replace")

@@ -59,7 +59,7 @@ def workdir(tmp_path_factory):
 
 def snakemake(workdir, *args):
     result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "tiny.yaml"),
-                             *args], capture_output=True, text=True, timeout=600)
+                             *args], capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -100,7 +100,7 @@ def test_rebuild_gives_the_same_report_without_snakemake(workdir):
     before = outputs(workdir)
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
     result = subprocess.run([sys.executable, "-m", "optrepro.report.rebuild", "--configfile", "tiny.yaml"],
-                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+                            cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "rebuilt the report from 12 of 12 planned runs" in result.stderr
     after = outputs(workdir)
@@ -115,7 +115,7 @@ def test_rebuild_lists_planned_runs_without_a_record(workdir):
     missing.unlink()
     env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
     result = subprocess.run([sys.executable, "-m", "optrepro.report.rebuild", "--configfile", "tiny.yaml"],
-                            cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
+                            cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no record: results/runs/parity/mlsbench/n50-k8/multi_epoch/seed2" in result.stderr
     provenance = json.loads((workdir / "reports/provenance.json").read_text())

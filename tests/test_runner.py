@@ -92,7 +92,7 @@ def test_the_runner_imports_no_torch_and_records_the_drivers_device(tmp_path):
     args[args.index("--device") + 1] = "auto"
     script = ("import sys; from optrepro.runner import parse_args, run; status = run(parse_args(sys.argv[1:])); "
               "assert 'torch' not in sys.modules, 'the runner imported torch'; sys.exit(status)")
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHONPATH": str(REPO / "workflow")})
     assert done.returncode == 0, done.stderr
     record = record_of(tmp_path / "run")

@@ -169,7 +169,7 @@ def test_cancelled_job_is_completed_by_a_rerun_without_recomputing(cluster, stra
     wait_for(lambda: list(records.rglob("record.json")), 300, "a first finished run")
     victims = wait_for(lambda: running_jobs(workdir), 300, "a running train job")
     subprocess.run(["scancel", *victims], check=True)
-    output, _ = first.communicate(timeout=600)
+    output, _ = first.communicate(timeout=1800)
     assert first.returncode != 0, output[-3000:]  # the cancelled job is reported as failed
 
     finished = {p: p.stat().st_mtime_ns for p in records.rglob("record.json")}

@@ -111,7 +111,7 @@ def test_a_strategy_prints_patches_and_reads_nothing_of_the_drivers(tmp_path):
     done = subprocess.run([sys.executable, "-m", "optrepro.tasks.parity", "--benchmark", "n32-k8", "--strategy",
                            "s.py", "--seed", "1", "--set", "num_hidden_secrets=1", "--set", "num_orderings=1",
                            "--set", "max_steps=2", "--set", "test_set_size=16"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow"),
+                          text=True, timeout=900, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow"),
                                                            DATA_ROOT=str(tmp_path / "data")))
     assert done.returncode == 0, done.stderr
     assert "strategy| FINAL_METRICS test_accuracy=1.000000" in done.stderr

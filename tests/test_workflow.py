@@ -41,7 +41,7 @@ TINY = {
 
 def snakemake(workdir, *args):
     result = subprocess.run([*SNAKEMAKE, "--directory", str(workdir), "--configfile", str(workdir / "tiny.yaml"),
-                             *args], capture_output=True, text=True, timeout=600)
+                             *args], capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout + result.stderr
 
@@ -141,7 +141,7 @@ def test_the_full_reproduction_plans_from_the_repository_root():
     """`snakemake -n` where a user types it: the root Snakefile, config/config.yaml, every job of every task;
     on CUDA, training jobs hold shares of the one GPU the default profile allows, so small ones run side by side."""
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--nolock", "--config",
-                             "device=cuda"], cwd=REPO, capture_output=True, text=True, timeout=600)
+                             "device=cuda"], cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     shares = [int(share) for share in re.findall(r"gpu_percent=(\d+)", result.stdout)]
     assert len(shares) == 810 and min(shares) == 25 and max(shares) <= 100

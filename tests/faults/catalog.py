@@ -116,7 +116,8 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
-def gone(marker: str, timeout: float = 10) -> bool:
+def gone(marker: str, timeout: float = 60) -> bool:
+    """Whether no process holds `marker` (waiting up to `timeout` s for the dying: a safety net, not a speed bound)."""
     deadline = time.monotonic() + timeout
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
