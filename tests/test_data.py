@@ -27,17 +27,8 @@ import pytest
 import torchvision
 import yaml
 
-from optrepro.data import (
-    MNIST_SHA256,
-    PUBLISHED_ARCHIVES,
-    DataError,
-    fetch,
-    main,
-    manifest_path,
-    pip_index_url,
-    read_manifest,
-    torchvision_class,
-)
+from optrepro.data.manifest import DataError, manifest_path, read_manifest
+from optrepro.data.sources import MNIST_SHA256, PUBLISHED_ARCHIVES, fetch, main, pip_index_url, torchvision_class
 from optrepro.files import sha256_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -248,7 +239,7 @@ def test_all_sources_unreachable_one_error_line(tmp_path, fashion):
     command += [arg for url in closed for arg in ("--source", f"torchvision={url}")]
     command += [arg for name, digest in fashion["manifest"].items() for arg in ("--sha256", f"{name}={digest}")]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
-                            env=dict(os.environ, PYTHONPATH=str(REPO / "workflow")), timeout=600)
+                            env=dict(os.environ), timeout=600)
     assert result.returncode == 1
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("ERROR: could not fetch fmnist: ")
@@ -323,7 +314,7 @@ SHIPPED_ARCHIVES = {
 
 @pytest.mark.parametrize("config", ["config/config.yaml", "config/quick.yaml"])
 def test_shipped_configurations_carry_the_published_archive_hashes(config):
-    """The published sha256 of every archive, in both configurations and built into optrepro.data."""
+    """The published sha256 of every archive, in both configurations and built into optrepro.data.sources."""
     datasets = yaml.safe_load((REPO / config).read_text())["data"]["datasets"]
     assert {name: settings["archives"] for name, settings in datasets.items()} == SHIPPED_ARCHIVES
     assert datasets["mnist"]["sha256"] == MNIST_SHA256
@@ -381,7 +372,7 @@ def test_no_manifest_at_all_is_refused(tmp_path):
 def test_hashes_now_names_changed_files_and_rehashes_only_what_changed(tmp_path, mirror, fashion):
     """What a run checks before it reads a dataset: the files against the manifest recorded at the fetch, with
     hashes cached by size, mtime and inode."""
-    from optrepro.data import hashes_now
+    from optrepro.data.manifest import hashes_now
 
     fetch("fmnist", tmp_path, sources=[f"torchvision={mirror}idx"], md5=fashion["md5"], archives=fashion["archives"])
     hashes, changed = hashes_now(tmp_path, "fmnist")

