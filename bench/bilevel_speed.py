@@ -1,7 +1,7 @@
 """Bilevel speed on one device, in one process.
 
-    PYTHONPATH=workflow python bench/bilevel_speed.py --device auto
-    PYTHONPATH=workflow python bench/bilevel_speed.py --device cuda --outer 2000
+    python bench/bilevel_speed.py --device auto
+    python bench/bilevel_speed.py --device cuda --outer 2000
 
 * Toy: starts per second of the vectorised computation of all 1,000 starts
   (what the driver runs) against the original's loop, one start after the
@@ -28,11 +28,10 @@ from pathlib import Path
 
 import torch
 
-from optrepro.strategy import load_strategy
-from optrepro.tasks.bilevel import core, methods, vectorised
+from optrepro.device import resolve_device
+from optrepro.tasks.bilevel import hyperclean, methods, toy, vectorised
 from optrepro.tasks.bilevel.config import DEFAULT_TOY
-from optrepro.tasks.bilevel.driver import STRATEGY_FUNCTIONS, strategy_namespace
-from optrepro.tasks.cli import resolve_device
+from optrepro.tasks.bilevel.driver import DRIVER
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS_S = {("linear", "v_pbgd"): 15.0, ("mlp", "g_pbgd"): 30.0}  # issue 3, H100-class GPU
@@ -41,7 +40,7 @@ CASES = [("linear", "v_pbgd"), ("linear", "g_pbgd"), ("linear", "rhg"), ("linear
 
 
 def strategy(name: str):
-    return load_strategy(REPO / "strategies" / "bilevel" / f"{name}.py", strategy_namespace(), STRATEGY_FUNCTIONS)
+    return DRIVER.load_strategy(REPO / "strategies" / "bilevel" / f"{name}.py")
 
 
 def bench_toy(device: torch.device, repeats: int) -> None:
@@ -51,7 +50,7 @@ def bench_toy(device: torch.device, repeats: int) -> None:
         vectorised.run_toy_vectorised(toy_strategy, device=device)  # warm-up
         batched = min(vectorised.run_toy_vectorised(toy_strategy, device=device).metrics["runtime_sec"]
                          for _ in range(repeats))
-        one_by_one = core.run_toy_reference(toy_strategy).metrics["runtime_sec"]
+        one_by_one = toy.run_toy_reference(toy_strategy).metrics["runtime_sec"]
         n = DEFAULT_TOY.num_runs
         print(f"  {name:8s} vectorised {batched:7.3f} s ({n / batched:9.0f} starts/s)   "
               f"one by one {one_by_one:7.3f} s ({n / one_by_one:7.0f} starts/s)   "
@@ -64,11 +63,12 @@ def bench_hyperclean(device: torch.device, data_root: Path, outer: int, rhg_oute
     for net, name in CASES:
         base = strategy(name).get_hyperclean_strategy(net)
         n = rhg_outer if base.method in ("rhg", "t_rhg") else outer
-        splits = core.load_hyperclean_splits(seed=42, device=device, root=data_root / "mnist")
+        splits = hyperclean.load_hyperclean_splits(seed=42, device=device, root=data_root / "mnist")
 
         def rate(run) -> float:
-            run(replace(base, outer_itr=2), core.make_model(net).to(device), *splits, net)  # warm-up
-            return n / run(replace(base, outer_itr=n), core.make_model(net).to(device), *splits, net).total_runtime_sec
+            run(replace(base, outer_itr=2), hyperclean.make_model(net).to(device), *splits, net)  # warm-up
+            result = run(replace(base, outer_itr=n), hyperclean.make_model(net).to(device), *splits, net)
+            return n / result.total_runtime_sec
 
         graphed = rate(methods.METHOD_RUNNERS[base.method])
         target = TARGETS_S.get((net, name))

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from optrepro.metrics import parse_line, parse_log
-from optrepro.tasks.bilevel import core, driver, methods
+from optrepro.tasks.bilevel import driver, hyperclean, methods
 from optrepro.tasks.bilevel.config import (
     DEFAULT_HYPERCLEAN,
     HypercleanConfig,
@@ -119,7 +119,7 @@ def test_eval_record_converts_tensors():
 
 def _polluted(seed: int, n: int = 5000, rate: float = 0.5):
     labels = torch.arange(n) % 10
-    split = core.HypercleanSplit(torch.zeros(n, 1, 1, dtype=torch.uint8), labels.clone())
+    split = hyperclean.HypercleanSplit(torch.zeros(n, 1, 1, dtype=torch.uint8), labels.clone())
     split.pollute(rate, random.Random(seed))
     return labels, split
 
@@ -148,7 +148,7 @@ def test_pollution_seeded():
     assert not torch.equal(a.clean, c.clean)
     # The global generator (what the driver uses) gives the same draws as a Random with the same seed.
     labels = torch.arange(5000) % 10
-    g = core.HypercleanSplit(torch.zeros(5000, 1, 1, dtype=torch.uint8), labels.clone())
+    g = hyperclean.HypercleanSplit(torch.zeros(5000, 1, 1, dtype=torch.uint8), labels.clone())
     random.seed(7)
     g.pollute(0.5)
     assert torch.equal(g.dirty_targets, a.dirty_targets)
@@ -159,7 +159,7 @@ def test_split_uses_one_stream():
     targets = torch.arange(100) % 10
     cfg = HypercleanConfig(train_size=20, val_size=10, test_size=30)
     rng = random.Random(3)
-    train, val, test = core.split_and_pollute(images, targets, cfg, rng)
+    train, val, test = hyperclean.split_and_pollute(images, targets, cfg, rng)
     ref = random.Random(3)
     index = list(range(100))
     ref.shuffle(index)
@@ -177,9 +177,9 @@ def test_split_uses_one_stream():
 
 def _toy_problem(n=12, seed=0):
     gen = torch.Generator().manual_seed(seed)
-    train = core.HypercleanSplit(torch.randn(n, 784, generator=gen), torch.randint(0, 10, (n,), generator=gen))
+    train = hyperclean.HypercleanSplit(torch.randn(n, 784, generator=gen), torch.randint(0, 10, (n,), generator=gen))
     train.dirty_targets = train.targets
-    val = core.HypercleanSplit(torch.randn(8, 784, generator=gen), torch.randint(0, 10, (8,), generator=gen))
+    val = hyperclean.HypercleanSplit(torch.randn(8, 784, generator=gen), torch.randint(0, 10, (8,), generator=gen))
     x = (0.5 * torch.randn(n, generator=gen, dtype=torch.float32)).requires_grad_(True)
     params = [0.05 * torch.randn(10, 784, generator=gen), 0.05 * torch.randn(10, generator=gen)]
     return train, val, x, params
@@ -199,14 +199,14 @@ def test_reverse_equals_backprop_through_unroll(reg):
     for _ in range(T):
         current = phi(current, x)
         history.append([p.detach() for p in current])
-    expected, = torch.autograd.grad(core.upper_loss(current, val), x)
-    got = methods.reverse_hypergradient(history, x, phi, lambda p: core.upper_loss(p, val))
+    expected, = torch.autograd.grad(hyperclean.upper_loss(current, val), x)
+    got = methods.reverse_hypergradient(history, x, phi, lambda p: hyperclean.upper_loss(p, val))
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-7) and torch.equal(x.grad, got)
     # Truncated: H = [y0, y_T]; the one recomputed map sits at y0, not at y_{T-1} (the original's quirk).
     x.grad = None
-    trunc = methods.reverse_hypergradient([history[0], history[-1]], x, phi, lambda p: core.upper_loss(p, val))
+    trunc = methods.reverse_hypergradient([history[0], history[-1]], x, phi, lambda p: hyperclean.upper_loss(p, val))
     leaves = [p.clone().requires_grad_(True) for p in history[-1]]
-    alpha = torch.autograd.grad(core.upper_loss(leaves, val), leaves)
+    alpha = torch.autograd.grad(hyperclean.upper_loss(leaves, val), leaves)
     start = [p.clone().requires_grad_(True) for p in history[0]]
     manual, = torch.autograd.grad(phi(start, x), x, grad_outputs=alpha)
     assert torch.allclose(trunc, manual, rtol=1e-5, atol=1e-8)
@@ -226,25 +226,25 @@ def test_best_record_rules():
                _rec(4, 84.0, 60.0), _rec(5, 70.0, 60.0)]
     best_acc = best_f1 = None
     for record in records:
-        best_acc = core.update_best_by_accuracy(best_acc, record)
-        best_f1 = core.update_best_by_f1(best_f1, record)
+        best_acc = hyperclean.update_best_by_accuracy(best_acc, record)
+        best_f1 = hyperclean.update_best_by_f1(best_f1, record)
     assert best_acc.step == 2  # tie on accuracy, strictly larger F1; a full tie keeps the earlier one
     assert best_f1.step == 4  # tie on F1, larger accuracy wins
-    metrics = core.summarize_hyperclean_metrics(best_acc, best_f1, 9.0)
+    metrics = hyperclean.summarize_hyperclean_metrics(best_acc, best_f1, 9.0)
     assert list(metrics) == FINAL_KEYS
     assert metrics["test_accuracy"] == metrics["score"] == metrics["best_accuracy_test_accuracy"] == 85.0
     assert metrics["best_step"] == 2.0 and metrics["best_f1_step"] == 4.0 and metrics["total_runtime_sec"] == 9.0
     assert metrics["best_f1_test_accuracy"] == 84.0 and metrics["runtime_sec"] == 2.0
     with pytest.raises(RuntimeError):
-        core.summarize_hyperclean_metrics(None, None, 0.0)
+        hyperclean.summarize_hyperclean_metrics(None, None, 0.0)
 
 
 def test_corrected_selection_by_validation_loss():
     records = [_rec(0, 80.0, 50.0, val_loss=1.2), _rec(10, 95.0, 40.0, val_loss=0.9),
                _rec(20, 85.0, 45.0, val_loss=0.7), _rec(30, 90.0, 45.0, val_loss=0.7),
                _rec(40, 99.0, 60.0, val_loss=0.8)]
-    assert core.select_by_val_loss(records).step == 20  # lowest, earliest on a tie; not the best test accuracy
-    extras = core.corrected_extras(records)
+    assert hyperclean.select_by_val_loss(records).step == 20  # lowest, earliest on a tie; not the best test accuracy
+    extras = hyperclean.corrected_extras(records)
     assert list(extras) == CORRECTED_KEYS
     assert extras["val_selected_test_accuracy"] == 85.0 and extras["val_selected_step"] == 20.0
     assert extras["val_selected_val_loss"] == 0.7

@@ -35,10 +35,11 @@ import pytest
 import torch
 
 from optrepro.metrics import parse_line, parse_log
-from optrepro.tasks.bilevel import core
+from optrepro.tasks.bilevel import toy
 from optrepro.tasks.bilevel import vectorised as engine
 from optrepro.tasks.bilevel.config import DEFAULT_TOY, ToyProblemConfig, ToyStrategy
-from optrepro.tasks.bilevel.core import (
+from optrepro.tasks.bilevel.driver import emit_toy_final, emit_toy_run, run_toy
+from optrepro.tasks.bilevel.toy import (
     ToyDivergedError,
     ToyFailure,
     ToyResult,
@@ -48,7 +49,6 @@ from optrepro.tasks.bilevel.core import (
     toy_metrics,
     toy_starting_points,
 )
-from optrepro.tasks.bilevel.driver import emit_toy_final, emit_toy_run, run_toy
 from optrepro.tasks.bilevel.vectorised import run_toy_vectorised
 
 # The §10.1 toy baselines (strategy files come later; these are their get_toy_strategy() values).
@@ -179,8 +179,8 @@ def test_step_map_is_the_originals_formula_for_formula(monkeypatch, method, exac
     x = torch.tensor([p[0] for p in points], dtype=torch.float64)
     y = torch.tensor([p[1] for p in points], dtype=torch.float64)
     upper, grad_x, grad_y, _, _ = (t.tolist() for t in engine._penalized_terms(x, y, method, 10.0, exact))
-    monkeypatch.setattr(core, "math", _torch_math())
-    expected = [core.toy_penalized_gradient(px, py, method, 10.0, exact) for px, py in points]
+    monkeypatch.setattr(toy, "math", _torch_math())
+    expected = [toy.toy_penalized_gradient(px, py, method, 10.0, exact) for px, py in points]
     for index, values in ((0, upper), (2, grad_x), (3, grad_y)):
         equal = sum(e[index] == v for e, v in zip(expected, values))
         assert equal >= 0.995 * len(points), (index, equal)
@@ -189,12 +189,12 @@ def test_step_map_is_the_originals_formula_for_formula(monkeypatch, method, exac
 
 def test_toy_df_exact_differs_from_the_defective_one_only_in_the_x_component():
     for x, y in [(0.3, 1.0), (1.0, -2.0), (2.5, 4.0)]:
-        defective, exact = core.toy_df(x, y), core.toy_df_exact(x, y)
+        defective, exact = toy.toy_df(x, y), toy.toy_df_exact(x, y)
         assert defective[1] == exact[1]
         e = math.exp(2.0 - 4.0 * x)
         # the exact one is ∂f/∂x: compare with a central difference of toy_f
         h = 1e-6
-        numeric = (core.toy_f(x + h, y) - core.toy_f(x - h, y)) / (2 * h)
+        numeric = (toy.toy_f(x + h, y) - toy.toy_f(x - h, y)) / (2 * h)
         assert math.isclose(exact[0], numeric, rel_tol=1e-7, abs_tol=1e-9)
         assert math.isclose(defective[0] - exact[0],
                             4 * e * math.cos(4 * y + 2) * (1 / (1 + e * e) - 1 / (1 + e) ** 2), rel_tol=1e-9)
@@ -354,9 +354,9 @@ def test_divergence_stops_where_the_original_crashes(strategy, config, expected)
 
 def test_the_original_really_raises_there():
     with pytest.raises(OverflowError):
-        core.toy_g(0.5, 2e154)
+        toy.toy_g(0.5, 2e154)
     with pytest.raises(ValueError):
-        core.toy_f(0.5, -math.inf)
+        toy.toy_f(0.5, -math.inf)
 
 
 # --------------------------------------------------------------------------- seeding
@@ -371,7 +371,7 @@ def test_starting_points_are_the_seeded_draws():
     assert any(x > 3.0 for x, _ in points)  # x0 may start outside C = [0, 3]
     one_step = replace(DEFAULT_TOY, max_steps_per_gamma=1)
     first = run_toy_reference(V_PBGD, one_step, 42).runs[0]
-    assert first.objective == core.toy_f(x0, y0)  # the objective of the first step is f at the start
+    assert first.objective == toy.toy_f(x0, y0)  # the objective of the first step is f at the start
     assert math.isclose(run_toy_vectorised(V_PBGD, one_step, 42).runs[0].objective, first.objective, rel_tol=1e-14)
     assert reference(V_PBGD, DEFAULT_TOY, False).runs[0] == run_toy_start(x0, y0, V_PBGD)
     assert toy_starting_points(DEFAULT_TOY, 123) != points

@@ -30,7 +30,7 @@ import torch.nn as nn
 
 from ..graphs import WARM_UP_STEPS, graphed
 from .config import HypercleanEval, HypercleanStrategy
-from .core import (
+from .hyperclean import (
     HypercleanSplit,
     _per_example_ce,
     _regulariser,

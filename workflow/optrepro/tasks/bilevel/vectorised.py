@@ -1,13 +1,13 @@
 """The toy's fast engine: all starts at once as one float64 computation on a device.
 
-Every start follows the original's formulas (`core.toy_penalized_gradient`) in
+Every start follows the original's formulas (`toy.toy_penalized_gradient`) in
 the same order; per-start masks freeze the recorded values of starts that
 have stopped, and the host looks at the device only every `sync_every` steps.
 `toy_outcome_one_by_one` is the plain one-start-at-a-time loop in Python
 floats with torch's elementary functions (`SCALAR_TORCH_OPS`); the vectorised
 computation equals it bit for bit on every start (tests/test_bilevel_toy.py).
 
-How equal to the original's own loop (`core.run_toy_reference`). Torch's
+How equal to the original's own loop (`toy.run_toy_reference`). Torch's
 sin/cos/exp/log/sqrt are not the C library's (which Python's `math` uses),
 Python's `v ** 2` is the C library's `pow`, which now and then differs from
 `v * v` in the last bit, and the projected gradient is sqrt(dx² + dy²) where
@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 
 from .config import DEFAULT_TOY, ToyProblemConfig, ToyStrategy
-from .core import ToyFailure, ToyResult, ToyRun, run_toy_reference, toy_metrics, toy_starting_points
+from .toy import ToyFailure, ToyResult, ToyRun, run_toy_reference, toy_metrics, toy_starting_points
 
 
 def _python_error(action: Callable[[], object]) -> tuple[str, str]:
