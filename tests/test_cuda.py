@@ -34,23 +34,23 @@ import torch
 import yaml
 
 from optrepro.metrics import parse_log
-from optrepro.strategy import load_strategy
 from optrepro.tasks.bilevel import driver as bilevel_driver
 from optrepro.tasks.bilevel import methods as bilevel_methods
 from optrepro.tasks.bilevel.config import HypercleanConfig
-from optrepro.tasks.bilevel.core import load_hyperclean_splits, make_model
-from optrepro.tasks.bilevel.driver import STRATEGY_FUNCTIONS as BILEVEL_FUNCTIONS
-from optrepro.tasks.bilevel.driver import strategy_namespace as bilevel_namespace
+from optrepro.tasks.bilevel.driver import DRIVER as BILEVEL
+from optrepro.tasks.bilevel.hyperclean import load_hyperclean_splits, make_model
 from optrepro.tasks.bilevel.vectorised import run_toy_vectorised
 from optrepro.tasks.dpsgd.core import CIFAR10Net, MNISTNet, compute_per_sample_gradients
 from optrepro.tasks.dpsgd.vectorised import per_sample_gradients
 from optrepro.tasks.parity.batched import BatchedTrainer, train_batched
 from optrepro.tasks.parity.config import resolve_config
-from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, strategy_namespace
+from optrepro.tasks.parity.driver import DRIVER as PARITY
+from optrepro.tasks.parity.driver import prepare_runs
 
 pytestmark = pytest.mark.cuda
 
 REPO = Path(__file__).resolve().parent.parent
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
@@ -59,8 +59,7 @@ def parity_runs(strategy: str, benchmark: str = "n64-k8"):
     config = resolve_config(benchmark, "mlsbench", {"num_hidden_secrets": 2, "num_orderings": 2,
                                                     "max_train_examples": 100_000, "test_set_size": 512,
                                                     "max_steps": 120, "log_interval": 20})
-    strategy = load_strategy(REPO / "strategies" / "parity" / f"{strategy}.py", strategy_namespace(),
-                             STRATEGY_FUNCTIONS)
+    strategy = PARITY.load_strategy(REPO / "strategies" / "parity" / f"{strategy}.py")
     datasets, test_sets, _, _, runs = prepare_runs(strategy, config, 42, CPU)
     return config, datasets, test_sets, runs
 
@@ -112,8 +111,7 @@ def test_per_sample_gradients_on_cuda_equal_the_per_example_loop(model, channels
 @pytest.mark.parametrize("exact", [False, True], ids=["mlsbench", "corrected"])
 @pytest.mark.parametrize("name", ["v_pbgd", "g_pbgd"])
 def test_toy_on_cuda_agrees_with_the_cpu(name, exact):
-    strategy = load_strategy(REPO / "strategies" / "bilevel" / f"{name}.py", bilevel_namespace(),
-                             BILEVEL_FUNCTIONS).get_toy_strategy()
+    strategy = BILEVEL.load_strategy(REPO / "strategies" / "bilevel" / f"{name}.py").get_toy_strategy()
     cpu = run_toy_vectorised(strategy, exact_gradient=exact, device=CPU)
     cuda = run_toy_vectorised(strategy, exact_gradient=exact, device=CUDA)
     differing = [c.run for c, g in zip(cpu.runs, cuda.runs, strict=True) if c.steps != g.steps]
@@ -128,8 +126,7 @@ TINY = HypercleanConfig(train_size=300, val_size=200, test_size=400)
 @pytest.mark.parametrize("net, method", [("linear", "v_pbgd"), ("mlp", "g_pbgd"), ("linear", "rhg"),
                                          ("mlp", "t_rhg")])
 def test_hyperclean_on_cuda_agrees_with_the_cpu(mnist_root, net, method):
-    strategy = load_strategy(REPO / "strategies" / "bilevel" / f"{method}.py", bilevel_namespace(),
-                             BILEVEL_FUNCTIONS).get_hyperclean_strategy(net)
+    strategy = BILEVEL.load_strategy(REPO / "strategies" / "bilevel" / f"{method}.py").get_hyperclean_strategy(net)
     strategy = replace(strategy, eval_interval=1, **({"T": 5, "K": 2} if method in ("rhg", "t_rhg") else {}))
     lines = []
     for device in (CPU, CUDA):
@@ -147,8 +144,7 @@ def test_hyperclean_on_cuda_agrees_with_the_cpu(mnist_root, net, method):
 @pytest.mark.parametrize("outer", [2, 30])  # 2: fewer steps than the graph's warm-up
 @pytest.mark.parametrize("net, method", [("linear", "v_pbgd"), ("mlp", "g_pbgd")])
 def test_pbgd_graph_replay_equals_the_eager_cuda_steps(mnist_root, net, method, outer):
-    strategy = load_strategy(REPO / "strategies" / "bilevel" / f"{method}.py", bilevel_namespace(),
-                             BILEVEL_FUNCTIONS).get_hyperclean_strategy(net)
+    strategy = BILEVEL.load_strategy(REPO / "strategies" / "bilevel" / f"{method}.py").get_hyperclean_strategy(net)
     strategy = replace(strategy, outer_itr=outer, eval_interval=1)
     runs = []
     for cuda_graph in (True, False):
@@ -176,7 +172,7 @@ def test_whole_workflow_with_device_cuda(tmp_path, data_root):
     config["tasks"]["bilevel"]["strategies"] = ["v_pbgd"]
     config["tasks"]["dpsgd"]["strategies"] = ["standard_dpsgd"]
     (tmp_path / "cuda.yaml").write_text(yaml.safe_dump(config))
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "8",
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "8",
                              "--directory", str(tmp_path), "--configfile", str(tmp_path / "cuda.yaml")],
                             capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

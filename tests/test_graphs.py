@@ -6,8 +6,8 @@ The replay itself is tested against the eager steps on a GPU (test_cuda.py); thi
 import pytest
 import torch
 
-from optrepro.tasks.graphs import GRAPHS_ENV, graphed, graphs_enabled
-from optrepro.tasks.scale import ConfigError
+from optrepro.device import GRAPHS_ENV, graphs_enabled
+from optrepro.tasks.graphs import graphed
 
 
 def test_turned_off_the_step_itself_runs_and_nothing_is_captured(monkeypatch):
@@ -27,6 +27,6 @@ def test_by_default_on_and_a_bad_value_is_one_clear_error(monkeypatch):
     monkeypatch.delenv(GRAPHS_ENV, raising=False)
     assert graphs_enabled()
     monkeypatch.setenv(GRAPHS_ENV, "sometimes")
-    with pytest.raises(ConfigError, match=r"^OPTREPRO_CUDA_GRAPHS='sometimes': expected 1 \(CUDA graphs, the "
+    with pytest.raises(ValueError, match=r"^OPTREPRO_CUDA_GRAPHS='sometimes': expected 1 \(CUDA graphs, the "
                                           r"default\) or 0 \(eager steps\)$"):
         graphs_enabled()

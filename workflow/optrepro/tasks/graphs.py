@@ -7,32 +7,19 @@ state in tensors that live across steps and never reads a value back to the host
 
 from __future__ import annotations
 
-import os
 from typing import Callable, Sequence
 
 import torch
 
-from .scale import ConfigError, parse_bool
+from ..device import graphs_enabled
 
 WARM_UP_STEPS = 3  # run before capture, on a side stream, as capture requires; then undone
-# OPTREPRO_CUDA_GRAPHS=0 runs every step eagerly: the same numbers (tests/test_cuda.py: replay == eager), one
-# launch per kernel. The way out on a GPU or PyTorch build where capture fails; a run's record says which ran.
-GRAPHS_ENV = "OPTREPRO_CUDA_GRAPHS"
-
-
-def graphs_enabled() -> bool:
-    value = os.environ.get(GRAPHS_ENV, "1")
-    try:
-        return parse_bool(value)
-    except ValueError:
-        raise ConfigError(f"{GRAPHS_ENV}={value!r}: expected 1 (CUDA graphs, the default) or 0 (eager steps)") \
-            from None
 
 
 def graphed(step: Callable[[], object], state: Sequence[torch.Tensor]) -> Callable[[], object]:
     """`step` captured as a CUDA graph: a function that replays it and returns what the captured call
     returned (static tensors, overwritten by the next replay). `state` must hold every tensor a step changes
-    that outlives it: the warm-up steps' changes to them are undone. With CUDA graphs turned off (GRAPHS_ENV),
+    that outlives it: the warm-up steps' changes to them are undone. With CUDA graphs turned off (device.GRAPHS_ENV),
     `step` itself."""
     if not graphs_enabled():
         return step

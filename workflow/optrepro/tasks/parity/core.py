@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..cli import resolve_device
+from ...device import resolve_device
 from .config import DEFAULT_TASK, OptimizerConfig, RunResult, TaskConfig, maybe_apply_smoke_mode
 
 
