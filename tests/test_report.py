@@ -12,6 +12,7 @@ import subprocess
 import pandas as pd
 import pytest
 
+from optrepro import configuration
 from optrepro.report.reference import COLUMNS as REFERENCE_COLUMNS
 from optrepro.report.render import BEST, main, render_report
 from optrepro.report.summarize import summarize
@@ -23,8 +24,14 @@ ERROR = "make_dataset raised ValueError: <b>x</b>"
 ACCURACY = {"default": [0.91, 0.95, 0.93], "wide": [0.97, 0.99, 0.98], HOSTILE: [0.5, 0.52, 0.51],
             TEX_HOSTILE: [0.6, 0.62, 0.61]}
 BENCHMARKS = ["n32-k8", "n50-k8"]
-CONFIG = {"scale": "quick", "tasks": {"parity": {"reference": "default", "protocols": ["mlsbench", "corrected"]},
-                                      "bilevel": {"reference": "v_pbgd"}}}
+CONFIG = configuration.validate({"scale": "quick", "tasks": {
+    "parity": {"benchmarks": BENCHMARKS, "reference": "default", "protocols": ["mlsbench", "corrected"]},
+    "bilevel": {"benchmarks": ["toy-convergence"], "reference": "v_pbgd"}}})
+
+
+def parity_config(scale):
+    """A validated configuration of the parity benchmarks at `scale`."""
+    return configuration.validate({"scale": scale, "tasks": {"parity": {"benchmarks": BENCHMARKS}}})
 
 
 def run(benchmark, strategy, seed, accuracy=math.nan, error="", task="parity", protocol="mlsbench", **changes):
@@ -225,7 +232,7 @@ def test_latex_tables_compile(report, tmp_path):
 def test_no_failures_and_no_reference_says_so():
     runs = make_runs()
     ok = runs[(runs.status == "ok") & (runs.task == "parity")]
-    html = render_report(ok, summarize(ok, {}), {"scale": "full"}).html
+    html = render_report(ok, summarize(ok, {}), parity_config("full")).html
     assert "No run failed." in html and "Scale: full" in html and "FAILED" not in html
     assert "Δ +" not in html and "Δ -" not in html and "</span><sup>*</sup>" not in html
     assert "reference-" not in html
@@ -258,7 +265,7 @@ def test_no_runs_at_all():
     from optrepro.collect import collect
 
     runs, _ = collect([])
-    report = render_report(runs, summarize(runs, {}), {"scale": "quick"})
+    report = render_report(runs, summarize(runs, {}), parity_config("quick"))
     assert "No results." in report.html and "No results." in report.markdown and report.tex == {}
 
 

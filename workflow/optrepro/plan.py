@@ -21,18 +21,19 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .provenance import REPO_DIR, driver_files, uses_cuda
-from .tasks import TASKS, task_info
+from . import tasks
+from .configuration import WorkflowConfigError, load
+from .device import uses_cuda
+from .provenance import driver_files
 
-# Where one run's files live: the train rule's output pattern and every planned run's folder.
+# Where one run's files live, relative to the working folder: the train rule's output pattern and every planned
+# run's folder.
 RUN_DIR = "results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}"
 # The group of training jobs that share one GPU on a cluster: profiles/slurm sets its size (--group-components).
 GPU_SHARE_GROUP = "gpu_share"
-
-
-class ConfigError(ValueError):
-    """A configuration that names things that do not exist."""
-
+# The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
+# timed out before a cluster kills the job, which would leave no record and rerun it forever.
+TIME_LIMIT_SHARE = 0.9
 
 @dataclass(frozen=True)
 class PlannedRun:
@@ -47,14 +48,14 @@ class PlannedRun:
         return RUN_DIR.format(**asdict(self))
 
 
-def strategy_root(config: dict, basedir: str | Path) -> Path:
-    """The strategies folder: absolute, or relative to the workflow's base folder."""
-    return Path(basedir, config.get("strategy_dir", "strategies"))
+def strategy_root(config: dict) -> Path:
+    """The strategies folder: absolute, or relative to the working folder."""
+    return Path(config["strategy_dir"])
 
 
-# A strategy's name is its file name without `.py`: data that goes into paths, wildcards and shell commands.
 # reports/config.json carries, under this key beside the configuration, what the plan left out and why.
 PLAN_WARNINGS_KEY = "plan_warnings"
+# A strategy's name is its file name without `.py`: data that goes into paths, wildcards and shell commands.
 # The schema's pattern for listed names and the train rule's wildcard constraint are the same.
 STRATEGY_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -69,12 +70,12 @@ def available_strategies(root: Path, task: str) -> list[str]:
     return [p.stem for p in strategy_files(root, task) if STRATEGY_NAME.fullmatch(p.stem)]
 
 
-def skipped_strategy_files(config: dict, basedir: str | Path) -> list[str]:
+def skipped_strategy_files(config: dict) -> list[str]:
     """One warning per strategy file that `strategies: all` leaves out because its name is not a valid strategy
     name (letters, digits, `_`, `.`, `-`)."""
-    root = strategy_root(config, basedir)
+    root = strategy_root(config)
     return [f"{path}: skipped, {path.stem!r} is not a valid strategy name (letters, digits, _ . - only)"
-            for task, settings in config["tasks"].items() if settings.get("strategies") == "all"
+            for task, settings in config["tasks"].items() if settings["strategies"] == "all"
             for path in strategy_files(root, task) if not STRATEGY_NAME.fullmatch(path.stem)]
 
 
@@ -84,16 +85,16 @@ def task_strategies(config: dict, root: Path, task: str) -> list[str]:
     return available_strategies(root, task) if chosen == "all" else list(chosen)
 
 
-def check_config(config: dict, basedir: str | Path) -> None:
-    """Raise ConfigError listing every name in the config that does not exist."""
+def check_config(config: dict) -> None:
+    """Raise WorkflowConfigError listing every name in a validated configuration that does not exist."""
     problems = []
-    root = strategy_root(config, basedir)
+    root = strategy_root(config)
     for task, settings in config["tasks"].items():
-        if task not in TASKS:
-            problems.append(f"tasks.{task}: unknown task (known: {', '.join(TASKS)})")
+        if task not in tasks.names():
+            problems.append(f"tasks.{task}: unknown task (known: {', '.join(tasks.names())})")
             continue
-        info = task_info(task)
-        for key, known in (("benchmarks", info.BENCHMARKS), ("protocols", info.PROTOCOLS)):
+        spec = tasks.get(task)
+        for key, known in (("benchmarks", spec.benchmarks), ("protocols", spec.protocols)):
             for name in settings[key]:
                 if name not in known:
                     problems.append(f"tasks.{task}.{key}: unknown {key[:-1]} {name!r} (known: {', '.join(known)})")
@@ -108,30 +109,30 @@ def check_config(config: dict, basedir: str | Path) -> None:
         if reference and reference not in names:
             problems.append(f"tasks.{task}.reference: {reference!r} is not among the task's strategies")
     if problems:
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        raise WorkflowConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 def override_problems(config: dict, task: str) -> list[str]:
     """Every benchmark x protocol's configuration under the task's overrides, checked as its driver will at
     start; one line per distinct problem."""
-    info, settings = task_info(task), config["tasks"][task]
+    spec, settings = tasks.get(task), config["tasks"][task]
     try:
-        parsed = info.parse_overrides(overrides(config, task))
+        parsed = spec.parse_overrides(overrides(config, task))
     except ValueError as exc:
         return [f"tasks.{task}.overrides: {exc}"]
     found = []
     for benchmark in settings["benchmarks"]:
         for protocol in settings["protocols"]:
-            if benchmark in info.BENCHMARKS and protocol in info.PROTOCOLS:
+            if benchmark in spec.benchmarks and protocol in spec.protocols:
                 try:
-                    info.resolve_config(benchmark, protocol, parsed)
+                    spec.resolve_config(benchmark, protocol, parsed)
                 except ValueError as exc:
                     found.append(f"tasks.{task}.overrides: {exc}")
     return list(dict.fromkeys(found))
 
 
-def planned_runs(config: dict, basedir: str | Path) -> list[PlannedRun]:
-    root = strategy_root(config, basedir)
+def planned_runs(config: dict) -> list[PlannedRun]:
+    root = strategy_root(config)
     return [PlannedRun(task, protocol, benchmark, strategy, seed)
             for task, settings in config["tasks"].items()
             for protocol in settings["protocols"]
@@ -140,9 +141,9 @@ def planned_runs(config: dict, basedir: str | Path) -> list[PlannedRun]:
             for seed in config["seeds"]]
 
 
-def strategy_file(config: dict, basedir: str | Path, task: str, strategy: str) -> str:
+def strategy_file(config: dict, task: str, strategy: str) -> str:
     """The strategy file as a path relative to the working folder when it lies inside it, else absolute."""
-    path = (strategy_root(config, basedir) / task / f"{strategy}.py").resolve()
+    path = (strategy_root(config) / task / f"{strategy}.py").resolve()
     cwd = Path.cwd().resolve()
     return os.path.relpath(path, cwd) if path.is_relative_to(cwd) else str(path)
 
@@ -156,12 +157,12 @@ def driver_sources(task: str) -> tuple[str, ...]:
 
 def overrides(config: dict, task: str) -> list[str]:
     """The task's scale overrides as the driver's `--set FIELD=VALUE` arguments."""
-    return [f"{key}={value}" for key, value in config["tasks"][task].get("overrides", {}).items()]
+    return [f"{key}={value}" for key, value in config["tasks"][task]["overrides"].items()]
 
 
 def run_datasets(task: str, benchmark: str) -> list[str]:
     """The datasets one benchmark of a task reads."""
-    dataset = task_info(task).DATASETS.get(benchmark)
+    dataset = tasks.get(task).datasets.get(benchmark)
     return [dataset] if dataset else []
 
 
@@ -172,12 +173,13 @@ def needed_datasets(config: dict) -> list[str]:
 
 
 def data_root(config: dict) -> str:
-    return config.get("data", {}).get("root", "resources/data")
+    """The folder of the fetched datasets (the drivers' DATA_ROOT), relative to the working folder or absolute."""
+    return config["data"]["root"]
 
 
 def fetch_arguments(config: dict, dataset: str) -> list[str]:
     """`python -m optrepro.data fetch` options for a dataset: its sources in order and its sha256 manifests."""
-    settings = config.get("data", {}).get("datasets", {}).get(dataset, {})
+    settings = config["data"]["datasets"].get(dataset, {})  # a dataset's keys are optional: none, its built-ins
     args = [f"--source={source}" for source in settings.get("sources", [])]
     args += [f"--archive={name}={digest}" for name, digest in settings.get("archives", {}).items()]
     args += [f"--sha256={path}={digest}" for path, digest in settings.get("sha256", {}).items()]
@@ -191,7 +193,7 @@ def retry_failed_fetches(config: dict, runs: list[PlannedRun]) -> list[str]:
     rule reads the status as `ancient`, so a new status reruns nothing else). Returns the datasets."""
     import json
 
-    from .data import read_status, status_path
+    from .data.manifest import read_status, status_path
 
     failed = []
     for dataset in needed_datasets(config):
@@ -217,7 +219,7 @@ def gpu_gres(config: dict) -> str:
     """SLURM's `gres` for a training job: one GPU ("gpu:1") where it will use CUDA (`device: cuda`, or `auto` on
     a host with a GPU), else none (""). A string, not a count: Snakemake gives a group job a string resource
     its jobs share, where it would sum a count, so a group of jobs sharing one GPU asks for one."""
-    return "gpu:1" if uses_cuda(config.get("device", "auto")) else ""
+    return "gpu:1" if uses_cuda(config["device"]) else ""
 
 
 def gpu_percent(config: dict, task: str, benchmark: str, protocol: str) -> int:
@@ -228,12 +230,12 @@ def gpu_percent(config: dict, task: str, benchmark: str, protocol: str) -> int:
     if not gpu_gres(config):
         return 0
     memory = job_resources(config, task, benchmark, protocol)["mem_mb"]
-    return min(100, max(base_gpu_share(config), math.ceil(100 * memory / config.get("gpu_memory_mb", 80_000))))
+    return min(100, max(base_gpu_share(config), math.ceil(100 * memory / config["gpu_memory_mb"])))
 
 
 def base_gpu_share(config: dict) -> int:
     """The share of a job whose memory estimate needs no more: rounded down, so that `gpu_jobs` of them fit."""
-    return max(1, 100 // config.get("gpu_jobs", 4))
+    return max(1, 100 // config["gpu_jobs"])
 
 
 def gpu_share_group(config: dict, task: str, benchmark: str, protocol: str) -> str | None:
@@ -248,34 +250,26 @@ def gpu_share_group(config: dict, task: str, benchmark: str, protocol: str) -> s
 def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
     """Memory (mem_mb) and runtime (minutes) one training job should request, sized by its task; a configured
     `time_limit_s` above the sizing's raises the runtime so that the runner's limit stays below the job's."""
-    from .runner import TIME_LIMIT_SHARE
-
-    sized = task_info(task).job_resources(benchmark, protocol, overrides(config, task))
-    limit = time_limit(config, task)
-    if limit:
-        sized["runtime"] = max(sized["runtime"], math.ceil(limit / 60 / TIME_LIMIT_SHARE))
+    sized = tasks.get(task).job_resources(benchmark, protocol, overrides(config, task))
+    configured = config["tasks"][task].get("time_limit_s")  # optional: without it, the limit follows the sizing
+    if configured:
+        sized["runtime"] = max(sized["runtime"], math.ceil(configured / 60 / TIME_LIMIT_SHARE))
     return sized
 
 
-def time_limit(config: dict, task: str) -> int | None:
-    """The task's configured `time_limit_s` (seconds per run), or None for the runner's default."""
-    return config["tasks"][task].get("time_limit_s")
+def time_limit(config: dict, task: str, benchmark: str, protocol: str) -> int:
+    """Seconds one run may take before the runner ends it (the runner's `--time-limit`): the task's configured
+    `time_limit_s`, else TIME_LIMIT_SHARE of the runtime its job requests."""
+    configured = config["tasks"][task].get("time_limit_s")
+    if configured:
+        return configured
+    return math.floor(job_resources(config, task, benchmark, protocol)["runtime"] * 60 * TIME_LIMIT_SHARE)
 
 
-def load_config(path: str | Path) -> dict:
-    """A configuration file as the workflow sees it: schema-checked, defaults filled in."""
-    import yaml
-    from snakemake.utils import validate
-
-    config = yaml.safe_load(Path(path).read_text())
-    validate(config, schema=str(REPO_DIR / "config" / "schema.yaml"))
-    return config
-
-
-def costs(config: dict, basedir: str | Path) -> list[dict[str, object]]:
+def costs(config: dict) -> list[dict[str, object]]:
     """Per task x benchmark x protocol, in the configuration's order: the number of runs, each job's memory and
     time limit (the sizing the cluster profile requests), and the device hours those limits add up to."""
-    counted = Counter((run.task, run.benchmark, run.protocol) for run in planned_runs(config, basedir))
+    counted = Counter((run.task, run.benchmark, run.protocol) for run in planned_runs(config))
     rows = []
     for (task, benchmark, protocol), runs in counted.items():
         sized = job_resources(config, task, benchmark, protocol)
@@ -285,9 +279,9 @@ def costs(config: dict, basedir: str | Path) -> list[dict[str, object]]:
     return rows
 
 
-def cost_report(config: dict, basedir: str | Path) -> str:
+def cost_report(config: dict) -> str:
     """`costs` as the text `make plan` prints."""
-    rows = costs(config, basedir)
+    rows = costs(config)
     header = f"{'task':<8} {'benchmark':<18} {'protocol':<10} {'runs':>5} {'GB/job':>7} {'min/job':>8} {'hours':>8}"
     lines = [header, "-" * len(header)]
     lines += [f"{r['task']:<8} {r['benchmark']:<18} {r['protocol']:<10} {r['runs']:>5} {r['mem_mb'] / 1000:>7.1f} "
@@ -297,26 +291,27 @@ def cost_report(config: dict, basedir: str | Path) -> str:
         mine = [r for r in rows if r["task"] == task]
         lines.append(f"{task:<38} {sum(r['runs'] for r in mine):>5} {'':>16} {sum(r['hours'] for r in mine):>8.1f}")
     lines.append(f"{'total':<38} {sum(r['runs'] for r in rows):>5} {'':>16} {sum(r['hours'] for r in rows):>8.1f}")
-    lines.append(f"scale {config.get('scale', 'full')}, device {config.get('device', 'auto')}, "
-                 f"{config.get('train_threads', 1)} CPU thread(s) per job. Each job's time limit is its task's "
-                 "sizing (optrepro.tasks.<task>.job_resources, CPU throughput) doubled plus a start-up margin, so "
-                 "the hours are an upper bound of what the runs take on that hardware; a GPU is faster.")
+    lines.append(f"scale {config['scale']}, device {config['device']}, {config['train_threads']} CPU thread(s) "
+                 "per job. Each job's time limit is its task's sizing (the task's job_resources: its runs at CPU "
+                 "throughput, with headroom), so the hours are an upper bound of what the runs take on that "
+                 "hardware; a GPU is faster.")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optrepro.plan", description="what a configuration will run "
                                      "and cost: runs, memory and time per job, device hours")
-    parser.add_argument("--configfile", type=Path, default=REPO_DIR / "config" / "config.yaml",
-                        help="the configuration (default: config/config.yaml)")
+    parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"),
+                        help="the configuration (default: config/config.yaml); paths in it are relative to the "
+                             "working folder")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.configfile)
-        check_config(config, REPO_DIR)
-    except (ConfigError, OSError, ValueError) as error:
+        config = load(args.configfile)
+        check_config(config)
+    except (WorkflowConfigError, OSError, ValueError) as error:
         print(f"ERROR: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
-    print(cost_report(config, REPO_DIR))
+    print(cost_report(config))
     return 0
 
 

@@ -21,14 +21,13 @@ never outlives it: it is ended on those signals, and the kernel ends it
 
 This script imports no torch (it waits beside every training job): the driver
 resolves `--device auto` itself and names the device on stderr, which the
-record keeps (`provenance.DEVICE_LINE`).
+record keeps (`device.DEVICE_LINE`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -39,10 +38,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .data import DataError, hashes_now, read_status, status_path
+from .data.manifest import DATA_ROOT_ENV, DataError, hashes_now, read_status, status_path
+from .device import DEVICE_ENV, REQUESTS, device_from_stderr, uses_cuda
 from .files import write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
-from .provenance import DEVICE_ENV, device_from_stderr, run_record, uses_cuda
+from .provenance import run_record
 from .sandbox import (
     MODES,
     SANDBOX_ENV,
@@ -54,10 +54,8 @@ from .sandbox import (
     unwrapped_status,
     wrap,
 )
+from .tasks import external_files
 
-# The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
-# timed out before a cluster kills the job, which would leave no record and rerun it forever.
-TIME_LIMIT_SHARE = 0.9
 GRACE_S = 5  # between SIGTERM and SIGKILL when the driver's group is ended
 
 
@@ -82,7 +80,7 @@ class Outcome:
 
 def driver_command(args: argparse.Namespace) -> list[str]:
     """The driver's command line; it resolves `--device auto` itself and says what it chose (DEVICE_LINE)."""
-    command = [sys.executable, "-m", f"optrepro.tasks.{args.task}", "--benchmark", args.benchmark,
+    command = [sys.executable, "-m", "optrepro.tasks", args.task, "--benchmark", args.benchmark,
                "--strategy", args.strategy, "--seed", str(args.seed), "--protocol", args.protocol,
                "--device", args.device]
     for override in args.overrides:
@@ -99,14 +97,6 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
         tail = [line for line in stderr_lines if line.strip()]
         return f"driver exited with status {returncode}" + (f": {tail[-1].strip()}" if tail else "")
     return None if has_metrics else "driver printed no FINAL_METRICS/TEST_METRICS line"
-
-
-def default_time_limit(task: str, benchmark: str, protocol: str, overrides: list[str]) -> int:
-    """Seconds: TIME_LIMIT_SHARE of the runtime the task's job sizing requests."""
-    from .tasks import task_info
-
-    minutes = task_info(task).job_resources(benchmark, protocol, overrides)["runtime"]
-    return math.floor(minutes * 60 * TIME_LIMIT_SHARE)
 
 
 def end_group(process: subprocess.Popen) -> None:
@@ -155,7 +145,7 @@ def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: f
                sandbox_mode: str) -> Outcome:
     """Run the driver with stdout to `log_path`, its stderr to the job log (and returned), for at most
     `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop."""
-    env = child_env(DATA_ROOT=str(Path(data_root).resolve()), **{DEVICE_ENV: "1", SANDBOX_ENV: sandbox_mode})
+    env = child_env(**{DATA_ROOT_ENV: str(Path(data_root).resolve()), DEVICE_ENV: "1", SANDBOX_ENV: sandbox_mode})
     stderr_lines: list[str] = []
     with open(log_path, "w") as stdout:
         process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
@@ -188,10 +178,10 @@ def run(args: argparse.Namespace) -> int:
     # Beside the run directory, not in it: the sandboxed driver may write its run directory, never its log.
     log_tmp = run_dir.parent / f".{run_dir.name}.run.log.tmp"
     missing_data = unavailable_data(args.data_root, args.datasets)
-    time_limit = args.time_limit or default_time_limit(args.task, args.benchmark, args.protocol, args.overrides)
     sandbox, sandbox_note = "none", None
     try:
-        read_only = [Path(args.strategy), *code_paths(), *([Path(args.data_root)] if args.datasets else [])]
+        read_only = [Path(args.strategy), *code_paths(*external_files(args.task)),
+                     *([Path(args.data_root)] if args.datasets else [])]
         wrapped, sandbox, sandbox_note = wrap(command, args.sandbox, run_dir, read_only,
                                               uses_cuda(args.device),
                                               Path.cwd())
@@ -202,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         outcome = Outcome(0, [f"ERROR: {missing_data}"])
     else:
         try:
-            outcome = run_driver(wrapped, log_tmp, args.data_root, time_limit, sandbox == "bwrap", args.sandbox)
+            outcome = run_driver(wrapped, log_tmp, args.data_root, args.time_limit, sandbox == "bwrap", args.sandbox)
         except Stopped as stopped:
             log_tmp.unlink(missing_ok=True)
             print(f"runner stopped by {stopped}: driver ended, no record written", file=sys.stderr)
@@ -214,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = final_metrics(parsed)
     task_config = next((line.fields for line in parsed if line.kind == "TASK_CONFIG"), None)
     if outcome.timed_out:
-        error = f"timed out after {time_limit:g} s"
+        error = f"timed out after {args.time_limit:g} s"
     else:
         error = (death_reason(returncode) or failure_reason(returncode, outcome.stderr_lines, bool(metrics))
                  or divergence(parsed))
@@ -241,17 +231,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--protocol", required=True)
     parser.add_argument("--strategy", required=True)
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=REQUESTS)
     parser.add_argument("--scale", default="full", help="label of the configuration's scale (quick, full, ...)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
-    parser.add_argument("--data-root", default="resources/data",
-                        help="folder of the fetched datasets (the driver's DATA_ROOT)")
+    parser.add_argument("--data-root", required=True, help="folder of the fetched datasets (the driver's DATA_ROOT)")
     parser.add_argument("--dataset", dest="datasets", action="append", default=[],
                         help="a dataset the run reads: checked to be fetched, its files hashed into the record")
     parser.add_argument("--config", default="{}", help="the workflow configuration of this run, as JSON")
-    parser.add_argument("--time-limit", type=float, metavar="SECONDS",
-                        help="end the driver and record a failed run past this (default: "
-                             f"{TIME_LIMIT_SHARE:g} x the runtime the task's job sizing requests)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS", required=True,
+                        help="end the driver and record a failed run past this (the plan's time_limit)")
     parser.add_argument("--sandbox", default="auto", choices=MODES,
                         help="run the driver under bubblewrap: auto (where it works), bwrap (required), none")
     parser.add_argument("--run-dir", required=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 MODES = ("auto", "bwrap", "none")
 SANDBOX_ENV = "OPTREPRO_SANDBOX"  # the mode, from the runner to the driver, which sandboxes the strategy's process
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
-PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # what PYTHONPATH needs for `python -m optrepro...`
+PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # where `import optrepro` finds this package
 NOBODY = "65534"
 PROBE_TIMEOUT_S = 30
 
@@ -76,10 +76,11 @@ def mounts(read_only: list[Path], writable: Path, hidden: list[Path] = ()) -> li
     return options + ["--bind", str(writable.resolve()), str(writable.resolve())]
 
 
-def wrap(command: list[str], mode: str, run_dir: Path, read_only: list[Path], cuda: bool,
+def wrap(command: list[str], mode: str, writable: Path, read_only: list[Path], cuda: bool,
          cwd: Path, hidden: list[Path] = (), nested: bool = False) -> tuple[list[str], str, str | None]:
     """The command to run, the sandbox it runs in (`bwrap` or `none`) and a note for the record when `auto`
-    fell back; raises SandboxError when `bwrap` was required and cannot run. `hidden` folders appear empty."""
+    fell back; raises SandboxError when `bwrap` was required and cannot run. `writable` is the one folder it may
+    write (a driver's run directory, a strategy's exchange folder); `hidden` folders appear empty."""
     if mode not in MODES:
         raise SandboxError(f"unknown sandbox {mode!r}: expected one of {', '.join(MODES)}")
     if mode == "none":
@@ -89,21 +90,21 @@ def wrap(command: list[str], mode: str, run_dir: Path, read_only: list[Path], cu
         if mode == "bwrap":
             raise SandboxError(f"sandbox bwrap required but unavailable: {reason}")
         return command, "none", f"ran without a sandbox: {reason}"
-    wrapped = [shutil.which("bwrap"), *isolation(cuda, nested), *mounts([*read_only, cwd], run_dir, hidden),
+    wrapped = [shutil.which("bwrap"), *isolation(cuda, nested), *mounts([*read_only, cwd], writable, hidden),
                "--chdir", str(cwd.resolve()), "--", *command]
     return wrapped, "bwrap", None
 
 
-def code_paths() -> list[Path]:
-    """What a child `python -m optrepro...` reads besides its inputs: this package and the interpreter."""
-    return [PACKAGE_PARENT, Path(sys.prefix), Path(sys.base_prefix)]
+def code_paths(*extra: Path) -> list[Path]:
+    """What a child `python -m optrepro...` reads besides its inputs: this package (installed, or the checkout an
+    editable install points to), the interpreter's environment, and `extra` (a task's own files outside both)."""
+    return [PACKAGE_PARENT, Path(sys.prefix), Path(sys.base_prefix), *extra]
 
 
 def child_env(**updates: str) -> dict[str, str]:
-    """The environment of a child `python -m optrepro...`: this one, unbuffered, importing this package first
-    (wherever it was started from), with `updates`."""
-    return dict(os.environ, PYTHONUNBUFFERED="1", **updates,
-                PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")])))
+    """The environment of a child `python -m optrepro...` (the same interpreter, which has this package
+    installed): this one, unbuffered, with `updates`."""
+    return dict(os.environ, PYTHONUNBUFFERED="1", **updates)
 
 
 def prctl(option: int, value: int) -> None:

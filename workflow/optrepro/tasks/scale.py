@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Mapping
 
 
-class ConfigError(ValueError):
-    """A scale override that names an unknown field or has an invalid value."""
+class TaskConfigError(ValueError):
+    """A driver configuration that cannot run: a scale override that names an unknown field or has an invalid
+    value, or a resolved configuration that fails the task's checks. (The workflow configuration's own error is
+    optrepro.configuration.WorkflowConfigError.)"""
 
 
 def parse_bool(text: str) -> bool:
@@ -28,10 +30,10 @@ def parse_overrides(items: list[str], types: Mapping[str, type]) -> dict[str, ob
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or key not in types:
-            raise ConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
+            raise TaskConfigError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(types)}")
         convert = parse_bool if types[key] is bool else types[key]
         try:
             overrides[key] = convert(value)
         except ValueError:
-            raise ConfigError(f"--set {item!r}: {value!r} is not a valid {types[key].__name__}") from None
+            raise TaskConfigError(f"--set {item!r}: {value!r} is not a valid {types[key].__name__}") from None
     return overrides
