@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from optrepro.metrics import parse_log
-from optrepro.strategy import load_strategy
 from optrepro.tasks.bilevel import config, driver
 from optrepro.tasks.bilevel.config import DEFAULT_TOY, HypercleanStrategy, ToyStrategy
-from optrepro.tasks.bilevel.core import CORRECTED_KEYS, FINAL_KEYS, run_toy_reference
+from optrepro.tasks.bilevel.hyperclean import CORRECTED_KEYS, FINAL_KEYS
+from optrepro.tasks.bilevel.toy import run_toy_reference
 from optrepro.tasks.bilevel.vectorised import run_toy_vectorised
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ TINY = ["--set", "train_size=300", "--set", "val_size=200", "--set", "test_size=
 
 
 def run_driver(*args: str, data_root: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO / "workflow"), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     if data_root is not None:
         env["DATA_ROOT"] = str(data_root)
     return subprocess.run([sys.executable, "-m", "optrepro.tasks.bilevel", "--device", "cpu", *args],
@@ -103,7 +103,7 @@ def test_budget_caps():
 
 @pytest.mark.parametrize("path", STRATEGIES, ids=[p.stem for p in STRATEGIES])
 def test_shipped_strategies_load_among_the_drivers_names(path):
-    strategy = load_strategy(path, driver.strategy_namespace(), driver.STRATEGY_FUNCTIONS)
+    strategy = driver.DRIVER.load_strategy(path)
     driver.strategy_object(strategy, "get_toy_strategy")
     for net in ("linear", "mlp"):
         driver.strategy_object(strategy, "get_hyperclean_strategy", net)

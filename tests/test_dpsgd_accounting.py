@@ -17,15 +17,14 @@ import math
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import pytest
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
-from optrepro.tasks.dpsgd import BENCHMARKS, DATASETS, METRICS, PROTOCOLS, job_resources
+from optrepro.tasks.dpsgd import TASK
 from optrepro.tasks.dpsgd.accounting import BudgetExceeded, PrivacyLedger, calibrate_sigma, opacus_epsilon
-from optrepro.tasks.dpsgd.config import ConfigError, parse_overrides, resolve_config, train_examples
+from optrepro.tasks.dpsgd.config import TaskConfigError, parse_overrides, resolve_config, train_examples
 from optrepro.tasks.dpsgd.core import RDP_ORDERS, calibrate_noise_to_epsilon, compute_epsilon
 
 DELTA = 1e-5
@@ -120,11 +119,11 @@ def test_a_later_report_cannot_take_back_spend():
 
 
 def test_overrides_and_protocols():
-    assert list(PROTOCOLS) == ["mlsbench", "corrected"]
-    assert DATASETS == {"mnist": "mnist", "fmnist": "fmnist", "cifar10": "cifar10"}
-    assert {b: (s["batch_size"], s["epochs"]) for b, s in BENCHMARKS.items()} == {
+    assert list(TASK.protocols) == ["mlsbench", "corrected"]
+    assert TASK.datasets == {"mnist": "mnist", "fmnist": "fmnist", "cifar10": "cifar10"}
+    assert {b: (s["batch_size"], s["epochs"]) for b, s in TASK.benchmarks.items()} == {
         "mnist": (256, 5), "fmnist": (256, 5), "cifar10": (256, 30)}
-    assert set(METRICS.values()) <= {"higher", "lower"} and "audit" not in METRICS
+    assert "audit" not in TASK.metrics
     overrides = parse_overrides(["epochs=1", "max_train_examples=600", "audit=false", "lr=0.05"])
     assert overrides == {"epochs": 1, "max_train_examples": 600, "audit": False, "lr": 0.05}
     config = resolve_config("cifar10", "corrected", {**overrides, "accountant": "prv"})
@@ -133,32 +132,32 @@ def test_overrides_and_protocols():
     for bad, message in [(["epoch=1"], "expected FIELD=VALUE"), (["epochs"], "expected FIELD=VALUE"),
                          (["dataset=cifar10"], "expected FIELD=VALUE"), (["epochs=1.5"], "not a valid int"),
                          (["audit=maybe"], "not a valid bool")]:
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(TaskConfigError, match=message):
             parse_overrides(bad)
     for protocol, fields, message in [("mlsbench", {"accountant": "rdp"}, "does not belong to protocol mlsbench"),
                                       ("corrected", {"accountant": "benchmark"}, "expected one of rdp, prv"),
                                       ("mlsbench", {"epochs": 0}, "at least 1"),
                                       ("mlsbench", {"target_delta": 1.0}, "target_delta"),
                                       ("mlsbench", {"lr": float("nan")}, "lr must be a positive number")]:
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(TaskConfigError, match=message):
             resolve_config("mnist", protocol, fields)
 
 
 def test_job_resources_scale_with_the_work():
-    quick = job_resources("mnist", "mlsbench", ["epochs=1"])
-    full = job_resources("mnist", "mlsbench", [])
-    cifar = job_resources("cifar10", "corrected", [])
+    quick = TASK.job_resources("mnist", "mlsbench", ["epochs=1"])
+    full = TASK.job_resources("mnist", "mlsbench", [])
+    cifar = TASK.job_resources("cifar10", "corrected", [])
     assert all(isinstance(v, int) and v > 0 for r in (quick, full, cifar) for v in r.values())
     assert quick["runtime"] < full["runtime"] < cifar["runtime"] and full["mem_mb"] < cifar["mem_mb"]
-    with pytest.raises(ConfigError):
-        job_resources("mnist", "mlsbench", ["nope=1"])
+    with pytest.raises(TaskConfigError):
+        TASK.job_resources("mnist", "mlsbench", ["nope=1"])
 
 
 def test_task_package_import_is_torch_free():
-    code = ("import sys, optrepro.tasks.dpsgd as task; task.job_resources('mnist', 'corrected', []); "
+    code = ("import sys, optrepro.tasks.dpsgd as task; task.TASK.job_resources('mnist', 'corrected', []); "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent / "workflow")})
+                            env={"PATH": "/usr/bin:/bin"})
     assert result.stdout.strip() == "False"
 
 

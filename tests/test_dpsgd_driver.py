@@ -27,9 +27,8 @@ from test_dpsgd_audit import VARIANTS as AUDIT_VARIANTS
 from torchvision import transforms
 
 from optrepro.metrics import divergence, final_metrics, parse_log
-from optrepro.strategy import load_strategy
 from optrepro.tasks.dpsgd.config import resolve_config
-from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, is_private, main, run_benchmark, strategy_namespace
+from optrepro.tasks.dpsgd.driver import DRIVER, is_private, main, run_benchmark
 from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, load_split
 
 STANDARD = (Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "standard_dpsgd.py").read_text()
@@ -223,7 +222,7 @@ def test_audit_changes_nothing(tmp_path, capsys, monkeypatch, fake_root):
 def test_cifar10_net_trains_through_the_loop(tmp_path, capsys):
     path = tmp_path / "standard.py"
     path.write_text(STANDARD)
-    strategy = load_strategy(path, strategy_namespace(), STRATEGY_NAMES)
+    strategy = DRIVER.load_strategy(path)
     config = resolve_config("cifar10", "corrected", {"epochs": 1, "batch_size": 4})
     generator = torch.Generator().manual_seed(0)
     data = (torch.randn(12, 3, 32, 32, generator=generator), torch.arange(12) % 10,

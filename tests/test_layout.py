@@ -1,16 +1,20 @@
-"""The package's shape: no import circles, one layout for every task, torch-free task interfaces, driver hashes
-that follow the imports, and strategy namespaces that list exactly the original modules' names."""
+"""The package's shape: no import circles, one layout for every task, whole and torch-free task specs, driver
+hashes that follow the imports, and strategy namespaces that list exactly the original modules' names."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from optrepro.provenance import PACKAGE_DIR, direct_imports, driver_files, module_file
-from optrepro.tasks import TASKS
+from optrepro.data.sources import DATASETS
+from optrepro.provenance import PACKAGE_DIR, direct_imports, driver_files, imported_modules, module_file
+from optrepro.tasks import BUILT_IN, get
+from optrepro.tasks.scale import TaskConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 MODULES = sorted(".".join(("optrepro", *path.relative_to(PACKAGE_DIR).with_suffix("").parts)).removesuffix(".__init__")
@@ -55,30 +59,38 @@ def test_no_import_circle_anywhere_in_the_package():
     assert find_cycle(graph) is None
 
 
-def test_lazy_imports_count(tmp_path):
-    assert "optrepro.provenance" in direct_imports("optrepro.plan")  # imported inside a function there
+def test_imports_inside_functions_count(tmp_path):
+    """plan.retry_failed_fetches imports the data manifest where it runs, not at the top of plan.py."""
+    top = {node.module for node in ast.parse((PACKAGE_DIR / "plan.py").read_text()).body
+           if isinstance(node, ast.ImportFrom) and node.module}
+    assert "data.manifest" not in top and "optrepro.data.manifest" in direct_imports("optrepro.plan")
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", BUILT_IN)
 def test_every_task_has_the_same_files(task):
     files = {p.name for p in (PACKAGE_DIR / "tasks" / task).glob("*.py")}
     assert TASK_FILES <= files
 
 
 def run_fresh_python(code: str) -> None:
-    """Run `code` in a new interpreter that sees only the package: what a job's start imports."""
+    """Run `code` in a new interpreter with nothing of this one's environment: what a job's start imports."""
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env={"PYTHONPATH": str(REPO / "workflow"), "PATH": "/usr/bin:/bin"})
+                            env={"PATH": "/usr/bin:/bin"}, cwd="/")
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_task_interface_and_config_import_no_torch(task):
-    code = (f"import sys, optrepro.tasks.{task} as t, optrepro.tasks.{task}.config, optrepro.plan\n"
+def test_the_package_imports_from_any_folder_and_carries_its_schema():
+    run_fresh_python("import optrepro, optrepro.configuration as c; assert optrepro.__version__ != 'unknown'; "
+                     "assert c.SCHEMA.is_file()")
+
+
+@pytest.mark.parametrize("task", BUILT_IN)
+def test_task_specs_and_the_plan_import_no_torch(task):
+    code = (f"import sys, optrepro.tasks as t, optrepro.plan, optrepro.runner, optrepro.report.captions\n"
+            f"spec = t.get({task!r})\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n"
-            "for name in ('BENCHMARKS', 'PROTOCOLS', 'METRICS', 'DATASETS', 'OVERRIDE_FIELDS', 'parse_overrides',\n"
-            "             'resolve_config', 'job_resources'):\n"
-            "    assert hasattr(t, name), name\n")
+            f"spec.resolve_config(next(iter(spec.benchmarks)), 'mlsbench', {{}})\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
     run_fresh_python(code)
 
 
@@ -94,42 +106,56 @@ def test_parity_and_bilevel_drivers_import_torchvision_only_when_a_strategy_uses
 
 def test_driver_files_follow_the_imports():
     names = {str(p.relative_to(PACKAGE_DIR)) for p in driver_files("dpsgd")}
-    assert {"data.py", "files.py", "metrics.py", "strategy.py", "tasks/cli.py", "tasks/scale.py",
+    assert {"data/manifest.py", "files.py", "metrics.py", "strategy.py", "device.py", "tasks/cli.py",
+            "tasks/__main__.py", "tasks/scale.py", "tasks/spec.py", "tasks/dpsgd/driver.py",
             "tasks/dpsgd/vectorised.py", "tasks/dpsgd/audit.py", "tasks/dpsgd/accounting.py"} <= names
     assert not any(name.startswith(("tasks/parity", "tasks/bilevel", "report")) for name in names)
-    assert "runner.py" not in names and "plan.py" not in names
+    assert "runner.py" not in names and "plan.py" not in names and "data/sources.py" not in names
 
 
-# The names each original module offered its editable region (the task specifications, section 2).
-ORIGINAL_NAMES = {
-    "parity": ["argparse", "json", "math", "random", "Path", "asdict", "dataclass", "replace", "torch", "nn",
-               "TaskConfig", "OptimizerConfig", "RunResult", "DEFAULT_TASK", "build_model", "set_global_seed",
-               "sample_hidden_secrets", "parity_labels", "make_test_set", "normalize_dataset",
-               "normalize_optimizer_config", "evaluate_accuracy", "maybe_log_final_window", "train_one_run",
-               "resolve_device", "maybe_apply_smoke_mode", "run_benchmark", "parse_args", "main"],
-    "bilevel": ["argparse", "json", "math", "os", "random", "sys", "time", "asdict", "dataclass", "Path", "torch",
-                "nn", "F", "datasets", "ToyProblemConfig", "DEFAULT_TOY", "ToyStrategy", "HypercleanConfig",
-                "DEFAULT_HYPERCLEAN", "HypercleanStrategy", "HypercleanEval", "HypercleanSplit",
-                "set_global_seed", "sum_squared_norm", "toy_f", "toy_df", "toy_g", "toy_dg",
-                "toy_gpbgd_penalty_grad", "toy_penalized_gradient", "project_x", "run_toy", "resolve_dataset_root",
-                "load_hyperclean_splits", "make_model", "compute_accuracy", "compute_cleaner_metrics",
-                "make_eval_record", "update_best_by_accuracy", "update_best_by_f1", "summarize_hyperclean_metrics",
-                "yforward", "run_v_pbgd", "run_g_pbgd", "run_rhg_family", "run_hyperclean", "parse_args",
-                "resolve_device", "main"],
-    "dpsgd": ["argparse", "math", "os", "sys", "np", "torch", "nn", "F", "optim", "sp_optimize", "DataLoader",
-              "Subset", "datasets", "transforms", "compute_epsilon", "calibrate_noise_to_epsilon", "MNISTNet",
-              "CIFAR10Net", "compute_per_sample_gradients"],
-}
-# Names of this project's own offered beside them (the correct toy derivative, the start points and the
-# original's own toy loop, which strategies may call to compare).
-ADDED_NAMES = {"parity": set(), "dpsgd": set(),
-               "bilevel": {"toy_df_exact", "toy_starting_points", "run_toy_reference"}}
+def test_no_arrow_up_from_the_base_modules():
+    """The device, provenance and data modules serve plan, runner and drivers alike: none imports a task, the
+    driver skeleton or the report."""
+    for module in ("optrepro.device", "optrepro.provenance", "optrepro.data.manifest", "optrepro.files"):
+        assert not {m for m in direct_imports(module) if m.startswith(("optrepro.tasks.", "optrepro.report"))
+                    and m not in ("optrepro.tasks.scale", "optrepro.tasks.spec")}, module
+    for task in BUILT_IN:  # the original's names a strategy runs among: nothing of the driver skeleton
+        assert "optrepro.tasks.cli" not in imported_modules([f"optrepro.tasks.{task}.core"]), task
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", BUILT_IN)
+def test_the_spec_is_whole_and_consistent(task):
+    spec = get(task)
+    assert spec.name == task and spec.problems() == []
+    assert spec.driver == f"optrepro.tasks.{task}.driver" and spec.load_driver().task == task
+    assert spec.override_fields and spec.parse_overrides([]) == {}
+    with pytest.raises(TaskConfigError, match="no_such_field"):
+        spec.parse_overrides(["no_such_field=1"])
+    for benchmark in spec.benchmarks:
+        for protocol in spec.protocols:
+            spec.resolve_config(benchmark, protocol, {})
+            sized = spec.job_resources(benchmark, protocol, [])
+            assert set(sized) == {"mem_mb", "runtime"} and min(sized.values()) > 0
+    for figure in spec.figures:
+        assert callable(figure.drawer())
+    assert set(spec.datasets.values()) <= set(DATASETS)
+
+
+def test_a_spec_that_contradicts_itself_is_refused():
+    good = get("parity")
+    with pytest.raises(ValueError, match=r"task 'parity': metric 'test_accuracy': direction 'better'"):
+        replace(good, metrics={**good.metrics, "test_accuracy": "better"})
+    with pytest.raises(ValueError, match=r"headline of 'n32-k8': 'nothing' is not a declared metric"):
+        replace(good, headline={"n32-k8": "nothing"})
+    with pytest.raises(ValueError, match=r"the first protocol must be mlsbench"):
+        replace(good, protocols={"corrected": {}, "mlsbench": {}})
+    with pytest.raises(ValueError, match=r"datasets: unknown benchmark 'n99-k8'"):
+        replace(good, datasets={"n99-k8": "mnist"})
+
+
+@pytest.mark.parametrize("task", BUILT_IN)
 def test_strategy_namespace_is_the_original_modules_names(task):
-    import importlib
-
-    namespace = importlib.import_module(f"optrepro.tasks.{task}.driver").strategy_namespace()
-    assert set(namespace) == set(ORIGINAL_NAMES[task]) | ADDED_NAMES[task]
+    spec = get(task)
+    namespace = spec.load_driver().namespace()
+    assert set(namespace) == set(spec.original_names) | set(spec.added_names)
     assert all(value is not None for value in namespace.values())

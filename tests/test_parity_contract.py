@@ -9,19 +9,18 @@ import pytest
 import torch
 
 from optrepro.metrics import parse_log
-from optrepro.strategy import StrategyError, load_strategy
+from optrepro.strategy import StrategyError
 from optrepro.strategy_host import plain
 from optrepro.tasks.parity.batched import pack_bits, unpack_bits
 from optrepro.tasks.parity.config import resolve_config
 from optrepro.tasks.parity.core import all_binary, normalize_dataset, parity_labels, sample_hidden_secrets
 from optrepro.tasks.parity.driver import (
-    STRATEGY_FUNCTIONS,
+    DRIVER,
     PackedInputs,
     checked_dataset,
     compact_result,
     main,
     prepare_runs,
-    strategy_namespace,
     task_config_fields,
 )
 
@@ -127,8 +126,7 @@ def test_seed_derivation_matches_worked_example(tmp_path):
     """parity.md §6.1 with seed 42: secrets 59, data 420000+i, tests 840000+i, runs 42e6+1000i+j, orders 84e6+..."""
     path = tmp_path / "spy.py"
     path.write_text(SEED_SPY)
-    namespace = strategy_namespace()
-    strategy = load_strategy(path, namespace, STRATEGY_FUNCTIONS)
+    strategy = DRIVER.load_strategy(path)
     config = resolve_config("n32-k8", "mlsbench")
     config = config.__class__(**{**config.__dict__, "test_set_size": 32})
     _, test_sets, _, _, runs = prepare_runs(strategy, config, 42, torch.device("cpu"))
@@ -179,7 +177,7 @@ def test_cpu_randint_takes_one_generator_word_per_element_whatever_the_dtype(dty
 
 @pytest.mark.parametrize("name", ["default", "nowd"])
 def test_uint8_draws_build_the_originals_dataset(name):
-    strategy = load_strategy(REPO / "strategies" / "parity" / f"{name}.py", strategy_namespace(), STRATEGY_FUNCTIONS)
+    strategy = DRIVER.load_strategy(REPO / "strategies" / "parity" / f"{name}.py")
     config = resolve_config("n64-k8", "mlsbench", {"max_train_examples": 3_000})
     secret = sample_hidden_secrets(config, 42)[0]
     x, y = normalize_dataset(strategy.make_dataset(secret, config, 420_000), config)

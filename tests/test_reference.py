@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-import optrepro.tasks
+from optrepro.configuration import load
 from optrepro.metrics import format_calibration, format_epoch, format_final_results, format_line, format_model
 from optrepro.report.reference import (
     COLUMNS,
@@ -20,7 +19,7 @@ from optrepro.report.reference import (
     reference_values,
 )
 from optrepro.report.summarize import summarize
-from optrepro.tasks import task_info
+from optrepro.tasks import get
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,8 +90,7 @@ def test_import_toy_log_with_explicit_benchmark_and_seed(tmp_path):
     assert table.set_index("metric").value["convergence_steps"] == 599.5
 
 
-def test_import_dpsgd_log_takes_its_test_metrics(tmp_path, monkeypatch):
-    monkeypatch.setattr(optrepro.tasks, "TASKS", (*optrepro.tasks.TASKS, "dpsgd"))
+def test_import_dpsgd_log_takes_its_test_metrics(tmp_path):
     log = tmp_path / "mnist_seed456.log"
     log.write_text(dpsgd_log())
     assert run_import(tmp_path / "ref.csv", "--task", "dpsgd", "--strategy", "standard_dpsgd", log) == 0
@@ -169,14 +167,13 @@ def test_comparison_prefers_the_mean_row_and_checks_the_ci():
 def test_the_shipped_reference_file_is_the_full_configurations_and_names_what_exists():
     """references/mlsbench.csv: the original's 533 published baseline values, every one naming a task, benchmark
     and shipped strategy of this checkout, under mlsbench, with its source; config/config.yaml points at it."""
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    path = reference_path(config, REPO)
-    assert path == REPO / "references/mlsbench.csv"
-    table = read_reference(path)
+    path = reference_path(load(REPO / "config/config.yaml"))
+    assert path == Path("references/mlsbench.csv")  # relative to the working folder: the repository root here
+    table = read_reference(REPO / path)
     assert len(table) == 533 and set(table["protocol"]) == {"mlsbench"}
     assert set(table["source"]) == {"MLS-Bench public leaderboard (website data, 2026-04)"}
     for (task, benchmark, strategy), _ in table.groupby(["task", "benchmark", "strategy"]):
-        assert benchmark in task_info(task).BENCHMARKS
+        assert benchmark in get(task).benchmarks
         assert (REPO / "strategies" / task / f"{strategy}.py").is_file()
     toy = table[(table["benchmark"] == "toy-convergence") & (table["strategy"] == "v_pbgd")
                 & (table["metric"] == "convergence_steps")].set_index("seed")["printed"]

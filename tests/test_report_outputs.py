@@ -12,34 +12,34 @@ import matplotlib.colors
 import pytest
 from test_collect import write_results
 
-import optrepro.tasks
 from optrepro.collect import write_tables
+from optrepro.configuration import validate
 from optrepro.report import figures as figures_module
 from optrepro.report.figures import palettes, read_manifest, write_figures
 from optrepro.report.render import render_report, write_report
 from optrepro.report.summarize import read_table, write_summary
+from optrepro.tasks import get
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 REFERENCES = {"parity": "default", "bilevel": "paper_toy", "dpsgd": "standard_dpsgd"}
-CONFIG = {"scale": "quick", "tasks": {task: {"reference": strategy} for task, strategy in REFERENCES.items()}}
+CONFIG = validate({"scale": "quick", "tasks": {task: {"benchmarks": list(get(task).benchmarks), "reference": strategy}
+                                               for task, strategy in REFERENCES.items()}})
 
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     """collect → summarize → figures → report, the workflow's steps."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(optrepro.tasks, "TASKS", tuple(dict.fromkeys((*optrepro.tasks.TASKS, "dpsgd"))))
-        root = tmp_path_factory.mktemp("outputs")
-        run_dirs = write_results(root)
-        write_tables(run_dirs, root / "tables/runs.csv", root / "tables/curves.csv")
-        write_summary(root / "tables/runs.csv", root / "tables/summary.csv", REFERENCES)
-        runs, curves, summary = (read_table(root / f"tables/{name}.csv") for name in ("runs", "curves", "summary"))
-        reports = root / "reports"
-        figures = write_figures(runs, curves, summary, None, reports / "figures")
-        report = render_report(runs, summary, CONFIG, reports / "figures")
-        write_report(report, reports / "report.html", reports / "report.md", reports / "tables",
-                     reports / "provenance.json")
-        return {"root": root, "reports": reports, "runs": runs, "figures": figures, "report": report}
+    root = tmp_path_factory.mktemp("outputs")
+    run_dirs = write_results(root)
+    write_tables(run_dirs, root / "tables/runs.csv", root / "tables/curves.csv")
+    write_summary(root / "tables/runs.csv", root / "tables/summary.csv", REFERENCES)
+    runs, curves, summary = (read_table(root / f"tables/{name}.csv") for name in ("runs", "curves", "summary"))
+    reports = root / "reports"
+    figures = write_figures(runs, curves, summary, None, reports / "figures")
+    report = render_report(runs, summary, CONFIG, reports / "figures")
+    write_report(report, reports / "report.html", reports / "report.md", reports / "tables",
+                 reports / "provenance.json")
+    return {"root": root, "reports": reports, "runs": runs, "figures": figures, "report": report}
 
 
 def test_every_kind_of_figure_is_drawn(outputs):

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from optrepro.sandbox import unavailable
-from optrepro.strategy import StrategyError, load_strategy
+from optrepro.strategy import StrategyError
 from optrepro.strategy_host import StrategyHost, plain, rebuilt
+from optrepro.tasks import get
 from optrepro.tasks.bilevel import driver as bilevel
 from optrepro.tasks.bilevel.config import HypercleanStrategy, ToyStrategy
 from optrepro.tasks.parity import driver as parity
@@ -48,11 +49,11 @@ def test_parity_runs_prepared_through_the_host_equal_the_in_process_ones(name):
     config = resolve_config("n32-k8", "mlsbench", {"num_hidden_secrets": 2, "num_orderings": 2,
                                                    "max_train_examples": 20_000, "test_set_size": 256})
     np.random.seed(11)  # parity seeds torch and random, not numpy: a strategy drawing from it continues this stream
-    local = parity.prepare_runs(load_strategy(path, parity.strategy_namespace(), parity.STRATEGY_FUNCTIONS),
+    local = parity.prepare_runs(parity.DRIVER.load_strategy(path),
                                 config, 42, CPU)
     after_local = generators()
     np.random.seed(11)
-    with host("parity", path, parity.STRATEGY_FUNCTIONS, parity.DRIVER.accepted_results) as remote:
+    with host("parity", path, get("parity").strategy_functions, parity.DRIVER.accepted_results) as remote:
         hosted = parity.prepare_runs(remote, config, 42, CPU)
     assert same_generators(after_local, generators())
     (datasets, test_sets, rates, rows, runs), (h_datasets, h_test_sets, h_rates, h_rows, h_runs) = local, hosted
@@ -68,8 +69,8 @@ def test_parity_runs_prepared_through_the_host_equal_the_in_process_ones(name):
 @pytest.mark.parametrize("name", BILEVEL)
 def test_bilevel_strategy_objects_through_the_host_equal_the_in_process_ones(name):
     path = REPO / "strategies" / "bilevel" / f"{name}.py"
-    local = load_strategy(path, bilevel.strategy_namespace(), bilevel.STRATEGY_FUNCTIONS)
-    with host("bilevel", path, bilevel.STRATEGY_FUNCTIONS, (ToyStrategy, HypercleanStrategy)) as remote:
+    local = bilevel.DRIVER.load_strategy(path)
+    with host("bilevel", path, get("bilevel").strategy_functions, (ToyStrategy, HypercleanStrategy)) as remote:
         for function, args in [("get_toy_strategy", ()), ("get_hyperclean_strategy", ("linear",)),
                                ("get_hyperclean_strategy", ("mlp",))]:
             torch.manual_seed(3)
@@ -111,7 +112,7 @@ def test_a_strategy_prints_patches_and_reads_nothing_of_the_drivers(tmp_path):
     done = subprocess.run([sys.executable, "-m", "optrepro.tasks.parity", "--benchmark", "n32-k8", "--strategy",
                            "s.py", "--seed", "1", "--set", "num_hidden_secrets=1", "--set", "num_orderings=1",
                            "--set", "max_steps=2", "--set", "test_set_size=16"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=900, env=dict(os.environ, PYTHONPATH=str(REPO / "workflow"),
+                          text=True, timeout=900, env=dict(os.environ,
                                                            DATA_ROOT=str(tmp_path / "data")))
     assert done.returncode == 0, done.stderr
     assert "strategy| FINAL_METRICS test_accuracy=1.000000" in done.stderr
@@ -124,11 +125,11 @@ def test_a_strategy_prints_patches_and_reads_nothing_of_the_drivers(tmp_path):
 def test_a_host_that_dies_during_a_call_fails_with_the_reason(tmp_path):
     (tmp_path / "s.py").write_text("def get_toy_strategy():\n    import os, signal; os.kill(os.getpid(), "
                                    "signal.SIGKILL)\n\ndef get_hyperclean_strategy(net):\n    raise SystemExit(4)\n")
-    with host("bilevel", tmp_path / "s.py", bilevel.STRATEGY_FUNCTIONS) as remote:
+    with host("bilevel", tmp_path / "s.py", get("bilevel").strategy_functions) as remote:
         with pytest.raises(StrategyError, match=r"ended while running get_toy_strategy: killed by SIGKILL "
                                                 r"\(out of memory\?\)$"):
             remote.get_toy_strategy()
-    with host("bilevel", tmp_path / "s.py", bilevel.STRATEGY_FUNCTIONS) as remote:
+    with host("bilevel", tmp_path / "s.py", get("bilevel").strategy_functions) as remote:
         with pytest.raises(StrategyError, match=r"ended while running get_hyperclean_strategy: exit status 4$"):
             remote.get_hyperclean_strategy("linear")
 
@@ -137,9 +138,9 @@ def test_load_errors_read_as_they_do_in_process(tmp_path):
     for source in ("def get_toy_strategy(:\n", "x = 1\n", "raise ValueError('at load')\n"):
         (tmp_path / "s.py").write_text(source)
         with pytest.raises(StrategyError) as local:
-            load_strategy(tmp_path / "s.py", bilevel.strategy_namespace(), bilevel.STRATEGY_FUNCTIONS)
+            bilevel.DRIVER.load_strategy(tmp_path / "s.py")
         with pytest.raises(StrategyError) as remote:
-            host("bilevel", tmp_path / "s.py", bilevel.STRATEGY_FUNCTIONS)
+            host("bilevel", tmp_path / "s.py", get("bilevel").strategy_functions)
         assert remote.value.message == local.value.message
 
 

@@ -11,10 +11,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import importlib.metadata
-import json
-import os
+import importlib.util
 import platform
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,24 +22,31 @@ from pathlib import Path
 from .files import sha256_file
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_DIR = PACKAGE_DIR.parent.parent
-RECORDED_PACKAGES = ("torch", "torchvision", "opacus", "snakemake", "numpy", "pandas", "scipy")
+RECORDED_PACKAGES = ("optrepro", "torch", "torchvision", "opacus", "snakemake", "numpy", "pandas", "scipy")
 
 
-def module_file(module: str) -> Path | None:
-    """The source file of an `optrepro` module or package, None for anything else."""
-    if module != "optrepro" and not module.startswith("optrepro."):
+def module_file(module: str, roots: frozenset[str] = frozenset({"optrepro"})) -> Path | None:
+    """The source file of a module of `roots` (top-level package names: optrepro, and a task's own outside it),
+    None for anything else (third-party code is recorded by its version)."""
+    root = module.partition(".")[0]
+    if root not in roots:
         return None
-    base = PACKAGE_DIR.parent.joinpath(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    if root == "optrepro":
+        base = PACKAGE_DIR.parent.joinpath(*module.split("."))
+        candidates = (base.with_suffix(".py"), base / "__init__.py")
+    else:
+        loaded = sys.modules.get(module)
+        try:
+            origin = getattr(loaded, "__file__", None) or importlib.util.find_spec(module).origin
+        except (ImportError, AttributeError, ValueError):
+            return None
+        candidates = (Path(origin),) if origin else ()
+    return next((path for path in candidates if path.is_file()), None)
 
 
-def direct_imports(module: str) -> set[str]:
-    """The `optrepro` modules one module imports anywhere in its source (imports inside functions included)."""
-    path = module_file(module)
+def direct_imports(module: str, roots: frozenset[str] = frozenset({"optrepro"})) -> set[str]:
+    """The modules of `roots` one module imports anywhere in its source (imports inside functions included)."""
+    path = module_file(module, roots)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -53,39 +58,48 @@ def direct_imports(module: str) -> set[str]:
             if node.level and node.module:
                 base = f"{base}.{node.module}"
             found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names if module_file(f"{base}.{alias.name}"))
-    return {name for name in found if module_file(name) and name != module}
+            found.update(f"{base}.{alias.name}" for alias in node.names if module_file(f"{base}.{alias.name}", roots))
+    return {name for name in found if module_file(name, roots) and name != module}
 
 
-def imported_modules(module: str) -> set[str]:
-    """`module` and every `optrepro` module that running it loads: imports, theirs, and their parent packages."""
-    seen, todo = set(), [module]
+def imported_modules(modules: list[str], roots: frozenset[str] = frozenset({"optrepro"})) -> set[str]:
+    """`modules` and every module of `roots` that running them loads: imports, theirs, and their parent
+    packages."""
+    seen, todo = set(), list(modules)
     while todo:
         name = todo.pop()
         if name in seen:
             continue
         seen.add(name)
         parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
-        todo += [*direct_imports(name), *parents]
+        todo += [*direct_imports(name, roots), *parents]
     return seen
 
 
 def driver_files(task: str) -> list[Path]:
-    """The code a task's results depend on: every module its driver loads (found from the imports)."""
-    return sorted(module_file(name) for name in imported_modules(f"optrepro.tasks.{task}.__main__"))
+    """The code a task's results depend on: every module its driver loads, found from the imports of the
+    drivers' entry point and of the task's driver module (which the registry imports by name), the task's own
+    files outside optrepro included."""
+    from . import tasks
+
+    driver = tasks.get(task).driver  # loads a task registered as a file, so that its module can be found
+    roots = frozenset({"optrepro", tasks.module_name(task).partition(".")[0], driver.partition(".")[0]})
+    return sorted({module_file(name, roots) for name in imported_modules(["optrepro.tasks.__main__", driver], roots)})
 
 
 def sha256_tree(paths: list[Path]) -> str:
-    """One digest over several files: their names relative to the package and their contents, sorted."""
+    """One digest over several files: their names (relative to the package; a file outside it by its own name)
+    and their contents, sorted."""
     digest = hashlib.sha256()
     for path in sorted(paths):
-        digest.update(str(path.relative_to(PACKAGE_DIR)).encode())
+        digest.update(str(path.relative_to(PACKAGE_DIR) if path.is_relative_to(PACKAGE_DIR) else path.name).encode())
         digest.update(bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 
-def git_state(repo: Path = REPO_DIR) -> dict[str, object]:
-    """Commit and dirty flag of the checkout the code ran from (None outside a git checkout)."""
+def git_state(repo: Path = PACKAGE_DIR) -> dict[str, object]:
+    """Commit and dirty flag of the checkout the code ran from (None outside one, e.g. a package installed from
+    a wheel, which its recorded version identifies)."""
     def git(*args: str) -> str | None:
         try:
             result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=30)
@@ -107,53 +121,6 @@ def environment() -> dict[str, object]:
             versions[name] = None
     return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
             "platform": platform.platform(), "host": socket.gethostname(), "packages": versions}
-
-
-# The driver's stderr line saying which device it runs on, printed where the runner asks for it (DEVICE_ENV=1;
-# a driver run by hand keeps its stderr for errors); the runner records it and so imports no torch.
-DEVICE_LINE = "OPTREPRO_DEVICE "
-DEVICE_ENV = "OPTREPRO_REPORT_DEVICE"
-DEVICE_FIELDS = ("resolved", "name", "cuda", "cuda_graphs")  # of DEVICE_LINE, which the record keeps
-
-
-def device_info(requested: str, device) -> dict[str, object]:
-    """What `--device requested` resolved to (`device`, a torch.device: tasks.cli.resolve_device), its name, and
-    on CUDA whether steps are replayed as CUDA graphs."""
-    import torch
-
-    from .tasks.graphs import graphs_enabled
-
-    use_cuda = device.type == "cuda"
-    name = torch.cuda.get_device_name(device) if use_cuda else (platform.processor() or platform.machine())
-    return {"requested": requested, "resolved": device.type, "name": name,
-            "cuda": torch.version.cuda if use_cuda else None, "cuda_graphs": graphs_enabled() if use_cuda else None}
-
-
-def device_from_stderr(lines: list[str], requested: str) -> dict[str, object]:
-    """The driver's first DEVICE_LINE (printed before the strategy is loaded, so a strategy cannot forge it);
-    without one (the driver failed earlier) only what was requested."""
-    for line in lines:
-        if line.startswith(DEVICE_LINE):
-            try:
-                found = json.loads(line[len(DEVICE_LINE):])
-            except ValueError:
-                break
-            if isinstance(found, dict):
-                return {"requested": requested, **{key: found.get(key) for key in DEVICE_FIELDS}}
-            break
-    return {"requested": requested, **dict.fromkeys(DEVICE_FIELDS)}
-
-
-def cuda_visible() -> bool:
-    """Whether this host has an NVIDIA GPU, without importing torch (the Snakefile is parsed often; runners
-    must stay light)."""
-    return shutil.which("nvidia-smi") is not None and os.environ.get("CUDA_VISIBLE_DEVICES", "0") != ""
-
-
-def uses_cuda(requested: str) -> bool:
-    """Whether a run asked for `--device requested` will use CUDA here (`cuda`, or `auto` on a GPU host), told
-    without torch: for job resources and the sandbox's devices, before any driver starts."""
-    return requested == "cuda" or (requested == "auto" and cuda_visible())
 
 
 def run_record(identity: dict[str, object], error: str | None, metrics: dict[str, object], *, strategy_path: str,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import importlib
 import json
 import os
 import random
@@ -46,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data.manifest import DATA_ROOT_ENV
 from .sandbox import (
     SANDBOX_ENV,
     child_env,
@@ -57,6 +57,7 @@ from .sandbox import (
     wrap,
 )
 from .strategy import StrategyError, call_strategy, load_strategy, read_source
+from .tasks import external_files, get
 
 OUTPUT_PREFIX = "strategy| "
 REQUEST, REPLY = "request.pt", "reply.pt"
@@ -141,9 +142,10 @@ class StrategyHost:
         command = [sys.executable, "-m", "optrepro.strategy_host", "--task", task,
                    "--strategy", str(Path(path).resolve()), "--device", device.type, "--exchange", str(self.exchange),
                    "--requests", str(requests_read), "--replies", str(replies_write)]
-        hidden = [Path(os.environ["DATA_ROOT"])] if os.environ.get("DATA_ROOT") else []
+        hidden = [Path(os.environ[DATA_ROOT_ENV])] if os.environ.get(DATA_ROOT_ENV) else []
         command, self.sandbox, _ = wrap(command, os.environ.get(SANDBOX_ENV, "auto"), self.exchange,
-                                        [Path(path), *code_paths()], device.type == "cuda", Path.cwd(),
+                                        [Path(path), *code_paths(*external_files(task))], device.type == "cuda",
+                                        Path.cwd(),
                                         [*hidden, Path.cwd() / "results"], nested=True)
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, env=child_env(),
@@ -227,14 +229,15 @@ def serve(args: argparse.Namespace) -> int:
     """The host: load the strategy, then answer the driver's calls until it closes the requests."""
     requests, replies = os.fdopen(args.requests, "r"), os.fdopen(args.replies, "w")
     exchange, device = Path(args.exchange), torch.device(args.device)
-    driver = importlib.import_module(f"optrepro.tasks.{args.task}.driver").DRIVER
+    task = get(args.task)
+    driver = task.load_driver()
 
     def answer(message: dict[str, object]) -> None:
         replies.write(json.dumps(message) + "\n")
         replies.flush()
 
     try:
-        strategy = load_strategy(args.strategy, driver.namespace(), driver.strategy_functions)
+        strategy = load_strategy(args.strategy, driver.namespace(), task.strategy_functions)
     except StrategyError as exc:
         answer({"ok": False, "error": exc.message})
         return 0

@@ -1,11 +1,14 @@
 """What each kind of figure shows, in one place: the HTML and Markdown reports and `snakemake --report` use it.
 
-Kept free of plotting imports so that the workflow can read it when it parses its rules.
+The shared kinds are here; a task's own kinds come from its spec (TaskSpec.figures). Kept free of plotting
+imports so that the workflow can read it when it parses its rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from .. import tasks
 
 
 @dataclass(frozen=True)
@@ -29,17 +32,10 @@ KINDS = {
         "Performance profiles",
         "Dolan–Moré performance profiles across the task's benchmarks on each benchmark's headline metric: the "
         "fraction of benchmarks on which a strategy is within a factor τ of the best strategy."),
-    "accuracy_vs_epsilon": Kind(
-        "DP-SGD accuracy against ε",
-        "Final test accuracy against the privacy budget ε: as the benchmark's own formula reports it (left) and as "
-        "a standard subsampled-Gaussian RDP accountant computes it for the same noise (right). Small markers: "
-        "single runs; large markers: mean over seeds; marker shape: dataset."),
-    "accuracy_distribution": Kind(
-        "Parity test-accuracy distribution",
-        "Test accuracy of every inner run (secret × ordering, all seeds pooled) per strategy and benchmark; "
-        "box: quartiles and median."),
-    "step_distribution": Kind(
-        "Bilevel toy step counts",
-        "Empirical distribution (CDF) of the steps each start of the toy problem took, all seeds pooled; a start "
-        "that missed the tolerance counts at the step budget."),
 }
+
+
+def figure_kinds() -> dict[str, Kind]:
+    """Every kind of figure: the shared ones, then those of every registered task's spec."""
+    return {**KINDS, **{own.kind: Kind(own.title, own.caption) for name in tasks.names()
+                        for own in tasks.get(name).figures}}

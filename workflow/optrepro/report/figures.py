@@ -4,7 +4,7 @@
 [--reference reference.csv] --out reports/figures`
 
 Every figure is `<kind>--<scale>.<task>.<protocol>[.<benchmark>].{pdf,png}`
-(kinds and captions: captions.KINDS); `figures.json` lists them with their
+(kinds and captions: captions.figure_kinds()); `figures.json` lists them with their
 titles and captions for the report. Sized for a two-column paper (6.75 in
 wide, 7-9 pt text); a strategy has the same colour in every figure of its task.
 Only ok runs are drawn; a group without any draws no figure.
@@ -28,7 +28,8 @@ import seaborn as sns
 
 from ..collect import IDENTITY
 from ..files import atomic_directory
-from .captions import KINDS
+from ..tasks import find
+from .captions import figure_kinds
 from .reference import COLUMNS as REFERENCE_COLUMNS
 from .reference import read_reference, reference_values
 from .stats import TAU_MAX
@@ -41,10 +42,6 @@ PNG_DPI = 150
 MAX_POINT_PANELS = 6
 INNER_RUNS = ["secret", "order", "run"]
 STEP_KINDS = ("TRAIN_METRICS", "EPOCH")  # lines over steps or epochs; RUN_METRICS are per run
-# Task-specific figures: which task, benchmark and metrics they read.
-PARITY_RUN_ACCURACY = ("parity", "RUN_METRICS", "test_accuracy")
-BILEVEL_TOY = ("bilevel", "toy-convergence", "success")
-DPSGD_PRIVACY = ("dpsgd", "accuracy", ("epsilon", "epsilon_rdp"))
 BENCHMARK_MARKERS = "os^Dv<>p"
 THEME = {"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8,
          "xtick.labelsize": 7, "ytick.labelsize": 7, "legend.fontsize": 7, "legend.title_fontsize": 7.5,
@@ -68,8 +65,9 @@ class Figure:
 def describe(kind: str, scale: str, task: str, protocol: str, benchmark: str = "") -> Figure:
     subject = ".".join(part for part in (scale, task, protocol, benchmark) if part)
     where = " · ".join(part for part in (task, protocol, benchmark) if part)
-    return Figure(f"{kind}--{subject}", kind, scale, task, protocol, benchmark, f"{KINDS[kind].title}: {where}",
-                  KINDS[kind].caption)
+    known = figure_kinds()[kind]
+    return Figure(f"{kind}--{subject}", kind, scale, task, protocol, benchmark, f"{known.title}: {where}",
+                  known.caption)
 
 
 def palettes(runs: pd.DataFrame) -> dict[str, dict[str, tuple]]:
@@ -207,8 +205,13 @@ def profiles(group: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | Non
     return figure
 
 
-def accuracy_vs_epsilon(runs: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | None:
-    _, accuracy, epsilons = DPSGD_PRIVACY
+# The task-specific figures each task's spec names (TaskSpec.figures): draw(runs, curves, colours) of one task,
+# scale and protocol.
+
+
+def accuracy_vs_epsilon(runs: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | None:
+    """DP-SGD: final accuracy against ε by the benchmark's formula and by the standard accountant."""
+    accuracy, epsilons = "accuracy", ("epsilon", "epsilon_rdp")
     epsilons = [eps for eps in epsilons if eps in runs and numeric(runs[eps]).notna().any()]
     if accuracy not in runs or not epsilons or numeric(runs[accuracy]).isna().all():
         return None
@@ -232,7 +235,9 @@ def accuracy_vs_epsilon(runs: pd.DataFrame, colours: dict[str, tuple]) -> plt.Fi
     return figure
 
 
-def accuracy_distribution(points: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | None:
+def accuracy_distribution(runs: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | None:
+    """Parity: the test accuracy of every inner run (RUN_METRICS lines)."""
+    points = select(curves, kind="RUN_METRICS", metric="test_accuracy")
     if points.empty:
         return None
     benchmarks = list(dict.fromkeys(points["benchmark"]))
@@ -251,7 +256,9 @@ def accuracy_distribution(points: pd.DataFrame, colours: dict[str, tuple]) -> pl
     return figure
 
 
-def step_distribution(starts: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | None:
+def step_distribution(runs: pd.DataFrame, curves: pd.DataFrame, colours: dict[str, tuple]) -> plt.Figure | None:
+    """Bilevel toy: the steps of every start (its TRAIN_METRICS lines, which carry `success`)."""
+    starts = select(curves, benchmark="toy-convergence", metric="success")
     starts = starts[starts["step"] > 0]
     if starts.empty:
         return None
@@ -289,16 +296,9 @@ def draw_all(runs: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame, re
                    point_estimates(cells, bench_runs, marks, colours[task]))
         task_runs, task_curves = select(ok_runs, **where), select(curves, **where)
         yield describe("performance_profiles", **where), profiles(group, colours[task])
-        if task == DPSGD_PRIVACY[0]:
-            yield describe("accuracy_vs_epsilon", **where), accuracy_vs_epsilon(task_runs, colours[task])
-        if task == PARITY_RUN_ACCURACY[0]:
-            _, kind, metric = PARITY_RUN_ACCURACY
-            points = select(task_curves, kind=kind, metric=metric)
-            yield describe("accuracy_distribution", **where), accuracy_distribution(points, colours[task])
-        if task == BILEVEL_TOY[0]:
-            _, benchmark, metric = BILEVEL_TOY
-            starts = select(task_curves, benchmark=benchmark, metric=metric)
-            yield describe("step_distribution", **where), step_distribution(starts, colours[task])
+        spec = find(task)
+        for own in spec.figures if spec else ():
+            yield describe(own.kind, **where), own.drawer()(task_runs, task_curves, colours[task])
 
 
 def write_figures(runs: pd.DataFrame, curves: pd.DataFrame, summary: pd.DataFrame, reference: pd.DataFrame | None,

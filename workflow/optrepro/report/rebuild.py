@@ -19,10 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from .. import plan
+from .. import configuration, plan
 from ..collect import write_tables
 from ..files import write_text_atomic
-from ..provenance import REPO_DIR
 from .figures import write_figures
 from .reference import read_reference, reference_path
 from .render import render_report, write_report
@@ -34,8 +33,8 @@ REPORTS = Path("reports")
 
 def rebuild(config: dict) -> None:
     started = time.monotonic()
-    plan.check_config(config, REPO_DIR)
-    planned = plan.planned_runs(config, REPO_DIR)
+    plan.check_config(config)
+    planned = plan.planned_runs(config)
     present = [Path(run.run_dir) for run in planned if Path(run.run_dir, "record.json").is_file()]
     missing = [run.run_dir for run in planned if not Path(run.run_dir, "record.json").is_file()]
     for run_dir in missing:
@@ -44,13 +43,13 @@ def rebuild(config: dict) -> None:
     write_summary(TABLES / "runs.csv", TABLES / "summary.csv", config_references(config))
     # Read back what the workflow's later steps read, so both paths give the same report.
     runs, curves, summary = (read_table(TABLES / f"{name}.csv") for name in ("runs", "curves", "summary"))
-    plan_warnings = plan.skipped_strategy_files(config, REPO_DIR)
+    plan_warnings = plan.skipped_strategy_files(config)
     for warning in plan_warnings:
         print(f"WARNING: {warning}", file=sys.stderr)
     # in order: tasks as listed; what the plan left out beside it, as the workflow's write_config does
     write_text_atomic(REPORTS / "config.json", json.dumps({**config, plan.PLAN_WARNINGS_KEY: plan_warnings},
                                                           indent=2))
-    path = reference_path(config, REPO_DIR)
+    path = reference_path(config)
     reference = read_reference(path) if path else None
     written = write_figures(runs, curves, summary, reference, REPORTS / "figures")
     report = render_report(runs, summary, config, REPORTS / "figures", reference, missing,
@@ -63,12 +62,13 @@ def rebuild(config: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m optrepro.report.rebuild", description=__doc__.splitlines()[0])
-    parser.add_argument("--configfile", type=Path, default=REPO_DIR / "config" / "config.yaml",
-                        help="the configuration the results were run with (default: config/config.yaml)")
+    parser.add_argument("--configfile", type=Path, default=Path("config/config.yaml"),
+                        help="the configuration the results were run with (default: config/config.yaml); paths in "
+                             "it are relative to the working folder")
     args = parser.parse_args(argv)
     try:
-        rebuild(plan.load_config(args.configfile))
-    except plan.ConfigError as error:
+        rebuild(configuration.load(args.configfile))
+    except configuration.WorkflowConfigError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 2
     return 0

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import tasks
 from ..files import write_csv_atomic
 from ..metrics import final_metrics, parse_log
-from ..tasks import task_info
 
 KEY = ["task", "benchmark", "strategy", "protocol", "seed", "metric"]
 COLUMNS = KEY + ["value", "source"]
@@ -40,10 +40,11 @@ class ReferenceError(ValueError):
     """A reference file or log that cannot be used, with what is wrong in it."""
 
 
-def reference_path(config: dict, basedir: str | Path) -> Path | None:
-    """The configuration's `report.reference_file`, relative to the workflow's base folder or absolute."""
-    name = config.get("report", {}).get("reference_file")
-    return Path(basedir, name) if name else None
+def reference_path(config: dict) -> Path | None:
+    """The validated configuration's `report.reference_file` (optional), relative to the working folder or
+    absolute."""
+    name = config["report"].get("reference_file")
+    return Path(name) if name else None
 
 
 def read_reference(path: str | Path) -> pd.DataFrame:
@@ -90,7 +91,7 @@ def compare(summary: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 
 def task_benchmarks(task: str) -> dict:
     try:
-        return task_info(task).BENCHMARKS
+        return dict(tasks.get(task).benchmarks)
     except KeyError as error:
         raise ReferenceError(error.args[0]) from None
 

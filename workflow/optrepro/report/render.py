@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..files import atomic_directory, write_json_atomic, write_text_atomic
 from ..plan import PLAN_WARNINGS_KEY
+from ..tasks import find
 from .figures import Figure, read_manifest
 from .lineage import cell_warnings, provenance
 from .reference import compare, read_reference
@@ -104,11 +105,11 @@ def scale_label(scale: str) -> str:
 
 def config_order(config: dict):
     """Sort key of (task, protocol): the configuration's order (mlsbench before corrected), then by name."""
-    tasks = list(config.get("tasks", {}))
+    tasks = list(config["tasks"])
 
     def key(task_protocol: tuple[str, str]) -> tuple:
         task, protocol = task_protocol
-        protocols = config.get("tasks", {}).get(task, {}).get("protocols", [])
+        protocols = config["tasks"][task]["protocols"] if task in config["tasks"] else []
         return (tasks.index(task) if task in tasks else len(tasks), task,
                 protocols.index(protocol) if protocol in protocols else len(protocols), protocol)
     return key
@@ -128,8 +129,9 @@ def sections(summary: pd.DataFrame, runs: pd.DataFrame, comparison: pd.DataFrame
                     key=lambda group: (group[0][0], *order(group[0][1:])))
     for (scale, task, protocol), group in groups:
         words = [task, protocol] + ([scale] if several_scales else [])
+        spec = find(task)
         section = Part(" · ".join(words), slug(scale, task, protocol),
-                       figures=placed.get((scale, task, protocol, ""), []))
+                       figures=placed.get((scale, task, protocol, ""), []), text=spec.summary if spec else "")
         for benchmark, cells in group.groupby("benchmark", sort=False):
             title, name = " · ".join([*words, benchmark]), slug(scale, task, protocol, benchmark)
             cell_warning = {strategy: text for (t, p, b, strategy, s), text in warnings.items()
@@ -224,7 +226,7 @@ def render_report(runs: pd.DataFrame, summary: pd.DataFrame, config: dict, figur
     parts = sections(summary, runs, comparison, figures, config)
     opening = opening_parts(runs, summary, reference, config)
     record = provenance(runs, config, missing_runs or [])
-    scale = config.get("scale", "full")
+    scale = config["scale"]
     context = {
         "scale": scale, "scale_label": scale_label(scale), "best": BEST, "significance": SIGNIFICANCE,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"), "sections": parts,

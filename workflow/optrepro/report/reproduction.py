@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..tasks import declared
+from ..tasks import find
 from .reference import CELL, MEAN
 from .stats import DIRECTIONS, SIGNIFICANCE, ranks, seed_stats
 
@@ -99,12 +99,12 @@ def verdicts(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, original in reference.groupby(CELL, sort=True):
         cell = dict(zip(CELL, key))
-        metrics = declared(cell["task"], "METRICS", None)
-        if metrics is not None and cell["metric"] not in metrics:
+        spec = find(cell["task"])
+        if spec is not None and cell["metric"] not in spec.metrics:
             continue
         mine = runs[(runs[CELL[:-1]] == pd.Series(cell)[CELL[:-1]]).all(axis=1)] if len(runs) else runs
         full = mine[(mine["scale"] == REFERENCE_SCALE) & (mine["status"] == "ok")]
-        exact = (cell["benchmark"], cell["protocol"]) in declared(cell["task"], "EXACT_PER_SEED", ())
+        exact = spec is not None and (cell["benchmark"], cell["protocol"]) in spec.exact_per_seed
         if mine.empty:
             result = {**NO_NUMBERS, "verdict": NO_DATA, "why": "not run"}
         elif full.empty and (mine["scale"] != REFERENCE_SCALE).all():
@@ -115,7 +115,7 @@ def verdicts(runs: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
         shown, seeds = checked_values(original)
         rows.append({**cell, "original": ", ".join(shown["printed"]),
                      "original_seeds": ", ".join(shown["seed"]) if seeds else MEAN,
-                     "direction": (metrics or {}).get(cell["metric"], ""), **result})
+                     "direction": spec.metrics[cell["metric"]] if spec else "", **result})
     return pd.DataFrame(rows, columns=CELL + ["original", "original_seeds", "direction", *NO_NUMBERS, "verdict",
                                               "why"])
 

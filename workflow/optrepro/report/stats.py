@@ -5,7 +5,7 @@
 * `ranks`, `mean_ranks`: rank per benchmark (1 = best), averaged across a task's benchmarks;
 * `performance_ratios`, `profile`, `profile_area`: Dolan–Moré performance profiles as AlgoPerf scores them.
 
-Directions ("higher" or "lower" is better) are passed in; they come from the task's METRICS only.
+Directions ("higher" or "lower" is better) are passed in; they come from the task's spec (TaskSpec.metrics) only.
 """
 
 from __future__ import annotations

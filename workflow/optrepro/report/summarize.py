@@ -5,13 +5,13 @@
 summary.csv has one row per cell and metric: n ok runs with a value, n_ok, n_failed,
 mean, sample std, Student-t 95% CI of the mean, the difference to the task's
 reference strategy and the p-value of Welch's t-test against it. A metric the
-task's METRICS declares carries its direction; any other metric a run printed
+task's spec declares (TaskSpec.metrics) carries its direction; any other metric a run printed
 is kept with an empty direction (shown, never marked best). A non-numeric
 metric (DP-SGD's `audit`) has no statistics: `seen` lists what the seeds gave.
 Empty text (direction, seen, reference) is missing, as in the CSV file.
 `headline` marks the metric that ranks and profiles compare across benchmarks:
-the task's HEADLINE[benchmark] (or HEADLINE[benchmark][protocol]) if it
-declares one, else its first declared metric that the benchmark's runs printed.
+the task's declared headline for the benchmark and protocol (TaskSpec.headline)
+if the tables show it, else its first declared metric that the benchmark's runs printed.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import pandas as pd
 
 from ..collect import IDENTITY, PROVENANCE
 from ..files import write_csv_atomic
-from ..tasks import declared
-from .stats import check_direction, seed_stats, welch_p
+from ..tasks import find
+from .stats import seed_stats, welch_p
 
 CELL = ["task", "protocol", "benchmark", "strategy", "scale"]
 STATS = ["n", "n_ok", "n_failed", "mean", "std", "ci95_low", "ci95_high", "seen"]
@@ -41,13 +41,6 @@ TEXT = ["direction", "seen", *JUDGEMENTS, "reference"]
 def read_table(path: Path) -> pd.DataFrame:
     """Read a table of ours; only empty cells are missing, so a strategy named `NA` or `null` stays a name."""
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
-
-
-def declarations(task: str) -> tuple[dict[str, str], dict[str, str]]:
-    """The task's declared metrics with their directions (in order) and its headline metric per benchmark;
-    none for a task this checkout does not know."""
-    return ({metric: check_direction(direction) for metric, direction in declared(task, "METRICS", {}).items()},
-            declared(task, "HEADLINE", {}))
 
 
 def is_numeric(values: pd.Series) -> bool:
@@ -70,9 +63,8 @@ def seen_values(values: pd.Series) -> str:
     return ", ".join(f"{value} ×{count}" for value, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def headline_metric(metrics: dict[str, str], preferred: str | dict | None, protocol: str) -> str | None:
-    if isinstance(preferred, dict):
-        preferred = preferred.get(protocol)
+def headline_metric(metrics: dict[str, str], preferred: str | None) -> str | None:
+    """The task's preferred headline where the benchmark's tables show it, else the first ranked metric."""
     ranked = [metric for metric, direction in metrics.items() if direction]
     return preferred if preferred in ranked else next(iter(ranked), None)
 
@@ -84,9 +76,9 @@ def with_seeds(found: dict[str, list[object]]) -> str:
 
 def judgements(task: str, ok: pd.DataFrame) -> dict[str, str]:
     """The task's `ranking_exclusion` and `caveat` of a cell's ok runs, each text with its seeds."""
-    result = {}
-    for column, name in zip(JUDGEMENTS, ("ranking_exclusion", "caveat")):
-        judge, found = declared(task, name), {}
+    spec, result = find(task), {}
+    for column, judge in zip(JUDGEMENTS, (spec.ranking_exclusion, spec.caveat) if spec else (None, None)):
+        found = {}
         for _, run in ok.iterrows() if judge else ():
             found.setdefault(judge(run.dropna().to_dict()), []).append(run["seed"])
         result[column] = with_seeds(found)
@@ -114,11 +106,12 @@ def summarize(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:
     """One row per cell and metric; a cell whose runs all failed still appears, with n=0."""
     rows, seeds = [], {}
     for (task, benchmark), bench_runs in runs.groupby(["task", "benchmark"], sort=True):
-        declared, headlines = declarations(task)
-        metrics = benchmark_metrics(bench_runs.dropna(axis=1, how="all"), declared)
+        spec = find(task)  # None for a task this checkout does not know: nothing declared
+        metrics = benchmark_metrics(bench_runs.dropna(axis=1, how="all"), dict(spec.metrics) if spec else {})
         for key, cell in bench_runs.groupby(CELL, sort=True, dropna=False):
             identity = dict(zip(CELL, key))
-            headline = headline_metric(metrics, headlines.get(benchmark), identity["protocol"])
+            preferred = spec.headline_metric(benchmark, identity["protocol"]) if spec else None
+            headline = headline_metric(metrics, preferred)
             rows.extend(cell_rows(identity, cell, metrics, headline))
             seeds[key] = cell[cell["status"] == "ok"]
     summary = pd.DataFrame(rows, columns=COLUMNS[:-4])

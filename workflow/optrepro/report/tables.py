@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..tasks import declared
+from ..tasks import find
 from .reproduction import conclusion_changes
 from .stats import DIRECTIONS, SIGNIFICANCE, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
 
@@ -113,7 +113,8 @@ def main_metrics(cells: pd.DataFrame) -> list[str]:
 
 def metric_note(task: str, metric: str) -> str:
     """What the task says a reader must know about a metric ('' when nothing, or for a task this checkout lacks)."""
-    return declared(task, "METRIC_NOTES", {}).get(metric, "")
+    spec = find(task)
+    return spec.metric_notes.get(metric, "") if spec else ""
 
 
 def count_cell(row: pd.Series) -> Cell:

@@ -24,24 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-import torch
-
-from ..data import DataError
-from ..provenance import DEVICE_ENV, DEVICE_LINE, device_info
+from ..data.manifest import DataError
+from ..device import DEVICE_ENV, DEVICE_LINE, REQUESTS, device_info, resolve_device
 from ..strategy import StrategyError, load_strategy
 from ..strategy_host import StrategyHost
-from . import task_info
-from .scale import ConfigError
+from . import get
+from .scale import TaskConfigError
 
 # Failures that are the run's result, not a bug of the driver: one line each, exit status 2.
-ANTICIPATED = (StrategyError, ConfigError, DataError, RuntimeError, ValueError, ArithmeticError)
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` = CUDA if available else CPU; `cuda` without CUDA is an error rather than a silent CPU run."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was requested but CUDA is not available.")
-    return torch.device("cuda" if name != "cpu" and torch.cuda.is_available() else "cpu")
+ANTICIPATED = (StrategyError, TaskConfigError, DataError, RuntimeError, ValueError, ArithmeticError)
 
 
 @dataclass(frozen=True)
@@ -54,7 +45,6 @@ class Driver:
     """
 
     task: str
-    strategy_functions: tuple[str, ...]
     namespace: Callable[[], Mapping[str, object]]
     run: Callable[..., object]
     summary_file: str = "{label}_seed{seed}.json"
@@ -68,19 +58,22 @@ class Driver:
     # smaller form the driver accepts (its classes among `accepted_results`).
     compact_result: Callable[[str, object], object] | None = None
 
+    def load_strategy(self, path: str | Path):
+        """The strategy file loaded in this process among the task's names (the reference for the host's)."""
+        return load_strategy(path, self.namespace(), get(self.task).strategy_functions)
+
 
 def parser(driver: Driver) -> argparse.ArgumentParser:
-    info = task_info(driver.task)
-    result = argparse.ArgumentParser(prog=f"python -m optrepro.tasks.{driver.task}",
-                                     description=(info.__doc__ or "").splitlines()[0])
-    result.add_argument("--benchmark", choices=list(info.BENCHMARKS), default=next(iter(info.BENCHMARKS)))
+    task = get(driver.task)
+    result = argparse.ArgumentParser(prog=f"python -m optrepro.tasks {driver.task}", description=task.summary)
+    result.add_argument("--benchmark", choices=list(task.benchmarks), default=next(iter(task.benchmarks)))
     result.add_argument("--strategy", required=True,
-                        help=f"strategy file (defining {', '.join(driver.strategy_functions)})")
+                        help=f"strategy file (defining {', '.join(task.strategy_functions)})")
     result.add_argument("--seed", type=int, default=42)
-    result.add_argument("--protocol", choices=list(info.PROTOCOLS), default=next(iter(info.PROTOCOLS)))
-    result.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    result.add_argument("--protocol", choices=list(task.protocols), default=next(iter(task.protocols)))
+    result.add_argument("--device", choices=REQUESTS, default="auto")
     result.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="scale override (repeatable): " + ", ".join(info.OVERRIDE_FIELDS))
+                        help="scale override (repeatable): " + ", ".join(task.override_fields))
     result.add_argument("--output-dir", type=Path, help="also write the original's JSON summary here")
     result.add_argument("--label", default="eval", help="JSON summary file name prefix")
     if driver.add_arguments:
@@ -95,22 +88,22 @@ def parse_args(driver: Driver, argv: list[str] | None = None) -> argparse.Namesp
 def main(driver: Driver, argv: list[str] | None = None) -> int:
     """Run one benchmark as the command line says; every anticipated failure is one `ERROR:` line, status 2."""
     args = parse_args(driver, argv)
-    info = task_info(driver.task)
+    task = get(driver.task)
     try:
-        overrides = info.parse_overrides(args.overrides)
+        overrides = task.parse_overrides(args.overrides)
         if driver.configure:
             config = driver.configure(args, overrides)
         else:
-            config = info.resolve_config(args.benchmark, args.protocol, overrides)
+            config = task.resolve_config(args.benchmark, args.protocol, overrides)
         device = resolve_device(args.device)
         if os.environ.get(DEVICE_ENV) == "1":
             print(DEVICE_LINE + json.dumps(device_info(args.device, device)), file=sys.stderr, flush=True)
         with contextlib.ExitStack() as stack:
             if driver.separate_process:
-                strategy = stack.enter_context(StrategyHost(driver.task, args.strategy, driver.strategy_functions,
+                strategy = stack.enter_context(StrategyHost(driver.task, args.strategy, task.strategy_functions,
                                                             device, driver.accepted_results))
             else:
-                strategy = load_strategy(args.strategy, driver.namespace(), driver.strategy_functions)
+                strategy = driver.load_strategy(args.strategy)
             summary = driver.run(strategy, config, args.seed, device)
     except ANTICIPATED as exc:
         message = exc.message if isinstance(exc, StrategyError) else str(exc)

@@ -3,40 +3,59 @@
 The driver is `python -m optrepro.tasks.bilevel`.
 """
 
-from .config import (
-    BENCHMARKS,
-    DATASETS,
-    OVERRIDE_FIELDS,
-    PROTOCOLS,
-    job_resources,
-    parse_overrides,
-    resolve_config,
-)
+from ..spec import FigureSpec, TaskSpec
+from .config import BENCHMARKS, DATASETS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
 
 # What ranks and performance profiles compare across the task's benchmarks, per protocol where they differ:
 # `corrected` ranks hyper-cleaning by the evaluation chosen on validation loss, never by one chosen on the test set.
 HYPERCLEAN_HEADLINE = {"mlsbench": "test_accuracy", "corrected": "val_selected_test_accuracy"}
-HEADLINE = {"toy-convergence": "convergence_steps", "hyperclean-linear": HYPERCLEAN_HEADLINE,
-            "hyperclean-mlp": HYPERCLEAN_HEADLINE}
-# What a reader must know about a metric that ranks: which evaluation it comes from.
-METRIC_NOTES = {
-    "test_accuracy": "the best test accuracy over all evaluations, i.e. a checkpoint chosen on the test set, as the "
-                     "original reports it",
-    "val_selected_test_accuracy": "the test accuracy of the evaluation with the lowest validation loss (nothing "
-                                  "chosen on the test set)",
-}
-# The toy under `mlsbench` runs the original's own Python-float loop: a seed gives the original's numbers exactly.
-EXACT_PER_SEED = {("toy-convergence", "mlsbench")}
-METRICS = {
-    # toy-convergence
-    "convergence_steps": "lower", "median_steps": "lower", "success_rate": "higher",
-    "final_projected_grad": "lower", "final_residual": "lower", "runtime_sec": "lower",
-    # hyperclean-*; under `corrected` also chosen by validation loss and at the last evaluation
-    "test_accuracy": "higher", "f1_score": "higher", "cleaner_precision": "higher", "cleaner_recall": "higher",
-    "val_selected_test_accuracy": "higher", "val_selected_f1_score": "higher", "last_test_accuracy": "higher",
-    "last_f1_score": "higher", "total_runtime_sec": "lower",
-}
 
-# The task's interface (optrepro.tasks), read by the workflow and the report without torch.
-__all__ = ["BENCHMARKS", "DATASETS", "OVERRIDE_FIELDS", "PROTOCOLS", "job_resources", "parse_overrides",
-           "resolve_config", "HEADLINE", "METRICS", "METRIC_NOTES", "EXACT_PER_SEED"]
+TASK = TaskSpec(
+    name="bilevel",
+    summary="Penalty-based bilevel optimization: the toy problem and MNIST data hyper-cleaning",
+    benchmarks=BENCHMARKS,
+    protocols=PROTOCOLS,
+    metrics={
+        # toy-convergence
+        "convergence_steps": "lower", "median_steps": "lower", "success_rate": "higher",
+        "final_projected_grad": "lower", "final_residual": "lower", "runtime_sec": "lower",
+        # hyperclean-*; under `corrected` also chosen by validation loss and at the last evaluation
+        "test_accuracy": "higher", "f1_score": "higher", "cleaner_precision": "higher", "cleaner_recall": "higher",
+        "val_selected_test_accuracy": "higher", "val_selected_f1_score": "higher", "last_test_accuracy": "higher",
+        "last_f1_score": "higher", "total_runtime_sec": "lower",
+    },
+    override_fields=OVERRIDE_FIELDS,
+    parse_overrides=parse_overrides,
+    resolve_config=resolve_config,
+    job_resources=job_resources,
+    driver="optrepro.tasks.bilevel.driver",
+    strategy_functions=("get_toy_strategy", "get_hyperclean_strategy"),
+    original_names=("argparse", "json", "math", "os", "random", "sys", "time", "asdict", "dataclass", "Path",
+                    "torch", "nn", "F", "datasets", "ToyProblemConfig", "DEFAULT_TOY", "ToyStrategy",
+                    "HypercleanConfig", "DEFAULT_HYPERCLEAN", "HypercleanStrategy", "HypercleanEval",
+                    "HypercleanSplit", "set_global_seed", "sum_squared_norm", "toy_f", "toy_df", "toy_g", "toy_dg",
+                    "toy_gpbgd_penalty_grad", "toy_penalized_gradient", "project_x", "run_toy",
+                    "resolve_dataset_root", "load_hyperclean_splits", "make_model", "compute_accuracy",
+                    "compute_cleaner_metrics", "make_eval_record", "update_best_by_accuracy", "update_best_by_f1",
+                    "summarize_hyperclean_metrics", "yforward", "run_v_pbgd", "run_g_pbgd", "run_rhg_family",
+                    "run_hyperclean", "parse_args", "resolve_device", "main"),
+    # This project's own, beside them: the correct toy derivative, the start points and the original's own toy
+    # loop, which strategies may call to compare.
+    added_names=("toy_df_exact", "toy_starting_points", "run_toy_reference"),
+    datasets=DATASETS,
+    headline={"toy-convergence": "convergence_steps", "hyperclean-linear": HYPERCLEAN_HEADLINE,
+              "hyperclean-mlp": HYPERCLEAN_HEADLINE},
+    metric_notes={
+        "test_accuracy": "the best test accuracy over all evaluations, i.e. a checkpoint chosen on the test set, as "
+                         "the original reports it",
+        "val_selected_test_accuracy": "the test accuracy of the evaluation with the lowest validation loss (nothing "
+                                      "chosen on the test set)",
+    },
+    # The toy under `mlsbench` runs the original's own Python-float loop: a seed gives the original's numbers
+    # exactly.
+    exact_per_seed=frozenset({("toy-convergence", "mlsbench")}),
+    figures=(FigureSpec(
+        "step_distribution", "Bilevel toy step counts",
+        "Empirical distribution (CDF) of the steps each start of the toy problem took, all seeds pooled; a start "
+        "that missed the tolerance counts at the step budget.", "optrepro.report.figures:step_distribution"),),
+)

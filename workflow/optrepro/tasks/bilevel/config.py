@@ -24,10 +24,10 @@ capped at the new T). A run records the overrides; the report shows them.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, fields, replace
 
-from ..scale import ConfigError
+from ...data.manifest import root_from_environment
+from ..scale import TaskConfigError
 from ..scale import parse_overrides as parse_field_overrides
 
 # Bound on every x a run can see (overrides only). Within it no term of f or ∇f that depends on x alone
@@ -46,7 +46,7 @@ NETS = ("linear", "mlp")
 MNIST_TRAIN_IMAGES = 60_000
 
 # Read once at import time, as the original does.
-_DEFAULT_DATASET_ROOT = os.environ.get("DATA_ROOT", "/data") + "/mnist"
+_DEFAULT_DATASET_ROOT = root_from_environment() + "/mnist"
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ OVERRIDE_TYPES = {**{f.name: type(getattr(DEFAULT_TOY, f.name)) for f in fields(
                   **{f.name: type(getattr(DEFAULT_HYPERCLEAN, f.name)) for f in fields(HypercleanConfig)},
                   **BUDGET_CAPS}
 OVERRIDE_FIELDS = tuple(OVERRIDE_TYPES)
-# Outer iterations per second on one CPU thread, measured on the full 5,000-example problem (README);
+# Outer iterations per second on one CPU thread, measured on the full 5,000-example problem (docs/speed.md);
 # the largest budget of the shipped strategies (80,000, MLP v_pbgd) sizes a job whose strategy is unknown.
 CPU_ITERATIONS_PER_SECOND = {"linear": 40, "mlp": 5}
 
@@ -298,10 +298,10 @@ def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] |
     try:
         problem = configured(default, overrides)
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        raise TaskConfigError(str(exc)) from None
     for cap in BUDGET_CAPS:
         if cap in overrides and overrides[cap] <= 0:
-            raise ConfigError(f"{cap} must be positive, got {overrides[cap]}.")
+            raise TaskConfigError(f"{cap} must be positive, got {overrides[cap]}.")
     return BenchmarkConfig(benchmark, protocol, problem, {k: v for k, v in overrides.items() if k in BUDGET_CAPS})
 
 

@@ -37,22 +37,11 @@ from .config import (
     ToyStrategy,
     capped_strategy,
 )
-from .core import (
-    NAMES,
-    ToyDivergedError,
-    ToyRun,
-    corrected_extras,
-    load_hyperclean_splits,
-    make_model,
-    run_toy_reference,
-    summarize_hyperclean_metrics,
-    toy_metrics,
-)
+from .core import NAMES
+from .hyperclean import corrected_extras, load_hyperclean_splits, make_model, summarize_hyperclean_metrics
 from .methods import METHOD_RUNNERS, run_g_pbgd, run_rhg_family, run_v_pbgd
+from .toy import ToyDivergedError, ToyRun, run_toy_reference, toy_metrics
 from .vectorised import run_toy_vectorised
-
-STRATEGY_FUNCTIONS = ("get_toy_strategy", "get_hyperclean_strategy")
-
 
 # ---------------------------------------------------------------------------
 # Output
@@ -183,7 +172,7 @@ def strategy_namespace() -> dict[str, object]:
             "run_g_pbgd": run_g_pbgd, "run_rhg_family": run_rhg_family, "parse_args": parse_args, "main": main}
 
 
-DRIVER = cli.Driver("bilevel", STRATEGY_FUNCTIONS, strategy_namespace, run_benchmark,
+DRIVER = cli.Driver("bilevel", strategy_namespace, run_benchmark,
                     summary_file="{label}_metrics.json", separate_process=True,
                     accepted_results=(ToyStrategy, HypercleanStrategy))
 

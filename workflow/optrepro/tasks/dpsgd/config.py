@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-from ..scale import ConfigError
+from ..scale import TaskConfigError
 from ..scale import parse_overrides as parse_field_overrides
 
 
@@ -65,17 +65,17 @@ def parse_overrides(items: list[str]) -> dict[str, object]:
 def validate(config: DPSGDConfig, protocol: str) -> None:
     """Reject values the driver cannot run with; the first failure, in field order."""
     if config.epochs < 1 or config.batch_size < 1:
-        raise ConfigError("epochs and batch_size must be at least 1")
+        raise TaskConfigError("epochs and batch_size must be at least 1")
     for name in ("lr", "max_grad_norm", "target_epsilon"):
         if not (math.isfinite(getattr(config, name)) and getattr(config, name) > 0):
-            raise ConfigError(f"{name} must be a positive number, got {getattr(config, name)}")
+            raise TaskConfigError(f"{name} must be a positive number, got {getattr(config, name)}")
     if not 0 < config.target_delta < 1:
-        raise ConfigError(f"target_delta must lie in (0, 1), got {config.target_delta}")
+        raise TaskConfigError(f"target_delta must lie in (0, 1), got {config.target_delta}")
     if config.accountant not in ACCOUNTANTS[protocol]:
-        raise ConfigError(f"accountant {config.accountant!r} does not belong to protocol {protocol}; "
+        raise TaskConfigError(f"accountant {config.accountant!r} does not belong to protocol {protocol}; "
                           f"expected one of {', '.join(ACCOUNTANTS[protocol])}")
     if config.max_train_examples < 0 or config.max_test_examples < 0:
-        raise ConfigError("max_train_examples and max_test_examples must be >= 0 (0 = all)")
+        raise TaskConfigError("max_train_examples and max_test_examples must be >= 0 (0 = all)")
 
 
 def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] | None = None) -> DPSGDConfig:

@@ -29,16 +29,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...data.manifest import root_from_environment
 from ...metrics import emit, format_calibration, format_epoch, format_final_results, format_model
 from ...strategy import StrategyError, call_strategy
 from .. import cli
 from .accounting import BENCHMARK, PrivacyLedger, calibrate_sigma
 from .audit import audit_step, verdict
-from .config import ConfigError, DPSGDConfig
+from .config import DPSGDConfig, TaskConfigError
 from .core import MODELS, NAMES
 from .vectorised import epoch_order, evaluate, load_split, per_sample_gradients
 
-STRATEGY_NAMES = ("DPMechanism",)
 LOG_EVERY = 50  # batches between TRAIN_METRICS lines
 # Accuracies and ε print with 4 decimals in TEST_METRICS; FINAL_METRICS keeps them alike.
 FOUR_DECIMALS = dict.fromkeys(("score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "audit_ratio"), 4)
@@ -143,7 +143,7 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
     n, batch = x_train.shape[0], config.batch_size
     steps_per_epoch = n // batch
     if steps_per_epoch == 0:
-        raise ConfigError(f"batch_size {batch} exceeds the {n} training examples")
+        raise TaskConfigError(f"batch_size {batch} exceeds the {n} training examples")
     total_steps, q = steps_per_epoch * config.epochs, batch / n
     emit("TASK_CONFIG", {**{k: repr(v) if isinstance(v, float) else v for k, v in asdict(config).items()},
                          "train_examples": n, "test_examples": x_test.shape[0]})
@@ -191,7 +191,7 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
 
 def run(strategy, config: DPSGDConfig, seed: int, device: torch.device) -> dict[str, object]:
     """Load the dataset from DATA_ROOT onto the device, then `run_benchmark`."""
-    return run_benchmark(strategy, config, seed, load_data(config, os.environ.get("DATA_ROOT", "/data"), device))
+    return run_benchmark(strategy, config, seed, load_data(config, root_from_environment(), device))
 
 
 def strategy_namespace() -> dict[str, object]:
@@ -199,7 +199,7 @@ def strategy_namespace() -> dict[str, object]:
     return dict(NAMES)
 
 
-DRIVER = cli.Driver("dpsgd", STRATEGY_NAMES, strategy_namespace, run)
+DRIVER = cli.Driver("dpsgd", strategy_namespace, run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from ...data import DataError
+from ...data.manifest import DataError
 
 TEST_BATCH_SIZE = 1024
 # Per-channel normalisation after scaling pixels to [0, 1].

@@ -1,17 +1,28 @@
 """Sparse parity with a 2-layer MLP (docs/tasks/parity.md); the driver is `python -m optrepro.tasks.parity`."""
 
-from .config import (
-    BENCHMARKS,
-    OVERRIDE_FIELDS,
-    PROTOCOLS,
-    job_resources,
-    parse_overrides,
-    resolve_config,
+from ..spec import FigureSpec, TaskSpec
+from .config import BENCHMARKS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
+
+TASK = TaskSpec(
+    name="parity",
+    summary="Sparse parity with a 2-layer MLP",
+    benchmarks=BENCHMARKS,
+    protocols=PROTOCOLS,
+    metrics={"test_accuracy": "higher", "test_accuracy_std": "lower", "mean_steps": "lower"},
+    override_fields=OVERRIDE_FIELDS,
+    parse_overrides=parse_overrides,
+    resolve_config=resolve_config,
+    job_resources=job_resources,
+    driver="optrepro.tasks.parity.driver",
+    strategy_functions=("init_model", "make_dataset", "get_optimizer_config"),
+    # The original module's names its editable region saw (docs/tasks/parity.md); parity generates its data.
+    original_names=("argparse", "json", "math", "random", "Path", "asdict", "dataclass", "replace", "torch", "nn",
+                    "TaskConfig", "OptimizerConfig", "RunResult", "DEFAULT_TASK", "build_model", "set_global_seed",
+                    "sample_hidden_secrets", "parity_labels", "make_test_set", "normalize_dataset",
+                    "normalize_optimizer_config", "evaluate_accuracy", "maybe_log_final_window", "train_one_run",
+                    "resolve_device", "maybe_apply_smoke_mode", "run_benchmark", "parse_args", "main"),
+    figures=(FigureSpec(
+        "accuracy_distribution", "Parity test-accuracy distribution",
+        "Test accuracy of every inner run (secret × ordering, all seeds pooled) per strategy and benchmark; "
+        "box: quartiles and median.", "optrepro.report.figures:accuracy_distribution"),),
 )
-
-DATASETS: dict[str, str] = {}  # parity generates its data
-METRICS = {"test_accuracy": "higher", "test_accuracy_std": "lower", "mean_steps": "lower"}
-
-# The task's interface (optrepro.tasks), read by the workflow and the report without torch.
-__all__ = ["BENCHMARKS", "OVERRIDE_FIELDS", "PROTOCOLS", "job_resources", "parse_overrides", "resolve_config",
-           "DATASETS", "METRICS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-from ..scale import ConfigError
+from ..scale import TaskConfigError
 from ..scale import parse_overrides as parse_field_overrides
 
 
@@ -102,7 +102,7 @@ def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] |
     config = maybe_apply_smoke_mode(config, smoke)
     config = replace(config, **BENCHMARKS[benchmark], **(overrides or {}))
     if found := problems(config):
-        raise ConfigError("; ".join(found))
+        raise TaskConfigError("; ".join(found))
     return config
 
 

@@ -30,9 +30,6 @@ from .core import (
     set_global_seed,
 )
 
-STRATEGY_FUNCTIONS = ("init_model", "make_dataset", "get_optimizer_config")
-
-
 # The TaskConfig fields the original's TASK_CONFIG line leaves out; printed after it where an override set them.
 UNPRINTED_FIELDS = ("max_train_examples", "log_interval", "min_steps_before_stop", "early_stop_acc",
                     "early_stop_windows")
@@ -170,7 +167,7 @@ def strategy_namespace() -> dict[str, object]:
     return {**NAMES, "run_benchmark": run_benchmark, "parse_args": parse_args, "main": main}
 
 
-DRIVER = cli.Driver("parity", STRATEGY_FUNCTIONS, strategy_namespace, run_benchmark,
+DRIVER = cli.Driver("parity", strategy_namespace, run_benchmark,
                     add_arguments=add_smoke_argument, configure=configure, separate_process=True,
                     accepted_results=(PackedInputs,), compact_result=compact_result)
 

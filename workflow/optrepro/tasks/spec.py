@@ -1,0 +1,103 @@
+"""What a task is, in one place: the `TaskSpec` every task package exports as `TASK` (torch-free).
+
+The workflow (plan, runner), the report and the tests read a task only through its spec: they iterate over
+the registry (`optrepro.tasks`) and never name a task. A spec says what the task's benchmarks, protocols and
+metrics are, how its scale overrides parse and its configuration resolves, what a job costs, what a strategy
+file must define and among which names it runs, what the report must say about its numbers, and which
+figures of its own the report draws. Its driver (`driver`, a module defining `DRIVER`, a tasks.cli.Driver)
+imports torch and is loaded only where a benchmark runs. docs/adding-a-task.md walks through a new one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+DIRECTIONS = ("higher", "lower")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure the report draws for a task beyond the shared ones (curves, point estimates, profiles):
+    `draw` names a function `module:function` called as `draw(runs, curves, colours)` with the task's ok runs
+    (runs.csv rows), their curve points (curves.csv rows) of one scale and protocol, and the strategies'
+    colours; it returns a matplotlib figure, or None where there is nothing to draw."""
+
+    kind: str  # the file name's first part; letters and underscores
+    title: str
+    caption: str
+    draw: str
+
+    def drawer(self) -> Callable:
+        module, _, name = self.draw.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task's interface. Fields without a default every task must give; the others default to nothing."""
+
+    name: str
+    summary: str  # one line: what the task is
+    benchmarks: Mapping[str, Mapping[str, object]]  # benchmark -> the driver's settings for it
+    protocols: Mapping[str, Mapping[str, object]]  # protocol -> the driver's settings (mlsbench first)
+    # The final metrics a report summarises, in order, each with its direction (higher or lower is better):
+    # the one place metric directions live.
+    metrics: Mapping[str, str]
+    override_fields: tuple[str, ...]  # what `--set FIELD=VALUE` (the configuration's `overrides`) may set
+    parse_overrides: Callable[[list[str]], dict[str, object]]
+    # (benchmark, protocol, parsed overrides) -> the driver's validated configuration (TaskConfigError if not)
+    resolve_config: Callable[..., object]
+    # (benchmark, protocol, override items) -> {"mem_mb": ..., "runtime": minutes} of one job
+    job_resources: Callable[[str, str, list[str]], dict[str, int]]
+    driver: str  # module defining DRIVER (imports torch)
+    strategy_functions: tuple[str, ...]  # what a strategy file must define
+    original_names: tuple[str, ...]  # the names the original module offered a strategy file
+    added_names: tuple[str, ...] = ()  # names offered beside them (this project's own)
+    datasets: Mapping[str, str] = field(default_factory=dict)  # benchmark -> dataset (optrepro.data) it reads
+    # benchmark -> the metric that ranks and that performance profiles compare, or {protocol: metric} where the
+    # protocols rank differently; default: the first declared metric the benchmark's runs print
+    headline: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
+    metric_notes: Mapping[str, str] = field(default_factory=dict)  # metric -> what a reader must know of it
+    # (benchmark, protocol) pairs the driver reproduces exactly per seed: compared seed by seed at the printed
+    # precision in the reproduction summary
+    exact_per_seed: frozenset[tuple[str, str]] = frozenset()
+    # run (a runs.csv row as a dict) -> why it may not be ranked ('' when it may): it keeps its numbers but gets
+    # no best mark, rank, profile or comparison with the reference strategy
+    ranking_exclusion: Callable[[Mapping[str, object]], str] | None = None
+    caveat: Callable[[Mapping[str, object]], str] | None = None  # run -> what must be shown beside it
+    figures: tuple[FigureSpec, ...] = ()
+
+    def __post_init__(self) -> None:
+        if problems := self.problems():
+            raise ValueError(f"task {self.name!r}: " + "; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """What makes this spec inconsistent, one line each (checked when it is made)."""
+        found = [f"metric {metric!r}: direction {direction!r} is not one of {', '.join(DIRECTIONS)}"
+                 for metric, direction in self.metrics.items() if direction not in DIRECTIONS]
+        if not (self.benchmarks and self.protocols and self.metrics and self.strategy_functions):
+            found.append("benchmarks, protocols, metrics and strategy_functions must not be empty")
+        if next(iter(self.protocols), "mlsbench") != "mlsbench":
+            found.append("the first protocol must be mlsbench (the benchmark as the original ran it)")
+        for benchmark, chosen in self.headline.items():
+            for metric in (chosen.values() if isinstance(chosen, Mapping) else [chosen]):
+                if metric not in self.metrics:
+                    found.append(f"headline of {benchmark!r}: {metric!r} is not a declared metric")
+        for table, keys in (("datasets", self.datasets), ("headline", self.headline)):
+            found += [f"{table}: unknown benchmark {name!r}" for name in keys if name not in self.benchmarks]
+        found += [f"exact_per_seed: unknown benchmark or protocol in {pair!r}" for pair in self.exact_per_seed
+                  if pair[0] not in self.benchmarks or pair[1] not in self.protocols]
+        found += [f"metric_notes: {metric!r} is not a declared metric" for metric in self.metric_notes
+                  if metric not in self.metrics]
+        return found
+
+    def headline_metric(self, benchmark: str, protocol: str) -> str | None:
+        """The declared headline of one benchmark under one protocol, if the task names one."""
+        chosen = self.headline.get(benchmark)
+        return chosen.get(protocol) if isinstance(chosen, Mapping) else chosen
+
+    def load_driver(self):
+        """The task's tasks.cli.Driver (imports the driver module, and so torch)."""
+        return importlib.import_module(self.driver).DRIVER
