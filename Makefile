@@ -1,4 +1,4 @@
-# Entry points; each creates the pinned environment in .venv first if needed.
+# Entry points; each creates the pinned environment in .venv first if needed (optrepro installed in it, editable).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,9 +6,10 @@ SNAKEMAKE := $(BIN)/snakemake
 
 .PHONY: quick full plan report test lint bench
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 quick: $(VENV)/.installed  ## the whole workflow at quick scale -> reports/report.html
@@ -19,22 +20,22 @@ full: $(VENV)/.installed  ## the full reproduction (config/config.yaml; GPU scal
 
 PLAN ?= config/config.yaml
 plan: $(VENV)/.installed  ## runs per task/benchmark/protocol, memory and time per job, device hours (PLAN=...)
-	PYTHONPATH=workflow $(BIN)/python -m optrepro.plan --configfile $(PLAN)
+	$(BIN)/optrepro-plan --configfile $(PLAN)
 
 CONFIG ?= config/quick.yaml
 report: $(VENV)/.installed  ## rebuild every report output from existing results/ (also copied from elsewhere), no training (CONFIG=...)
-	PYTHONPATH=workflow $(BIN)/python -m optrepro.report.rebuild --configfile $(CONFIG)
+	$(BIN)/optrepro-report --configfile $(CONFIG)
 
 test: $(VENV)/.installed  ## the test suite
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed  ## ruff, snakefmt and Snakemake's own linter (what CI runs before the tests)
 	$(BIN)/ruff check .
-	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakefmt --check workflow
 	$(SNAKEMAKE) --lint --configfile config/quick.yaml
 
 bench: $(VENV)/.installed  ## speed benchmarks on this machine's best device
-	PYTHONPATH=workflow $(BIN)/python -m optrepro.data fetch --dataset mnist --root resources/data
-	PYTHONPATH=workflow $(BIN)/python bench/parity_speed.py --device auto
-	PYTHONPATH=workflow $(BIN)/python bench/bilevel_speed.py --device auto
-	PYTHONPATH=workflow $(BIN)/python bench/dpsgd_speed.py --device auto
+	$(BIN)/optrepro-data fetch --dataset mnist --root resources/data
+	$(BIN)/python bench/parity_speed.py --device auto
+	$(BIN)/python bench/bilevel_speed.py --device auto
+	$(BIN)/python bench/dpsgd_speed.py --device auto

@@ -1,7 +1,7 @@
 """DP-SGD speed: the driver's vectorised per-example gradients against the original's per-example loop.
 
-    PYTHONPATH=workflow python bench/dpsgd_speed.py --device auto --benchmark mnist --steps 20
-    PYTHONPATH=workflow python bench/dpsgd_speed.py --device cuda --benchmark cifar10 --steps 50
+    python bench/dpsgd_speed.py --device auto --benchmark mnist --steps 20
+    python bench/dpsgd_speed.py --device cuda --benchmark cifar10 --steps 50
 
 Both sides run the same training step on the same device in one process (per-example
 gradients, the baseline `standard_dpsgd` mechanism, the SGD update) on batches of random
@@ -18,11 +18,10 @@ from pathlib import Path
 
 import torch
 
-from optrepro.strategy import load_strategy
-from optrepro.tasks.cli import resolve_device
+from optrepro.device import resolve_device
 from optrepro.tasks.dpsgd.config import resolve_config
 from optrepro.tasks.dpsgd.core import MODELS, compute_per_sample_gradients
-from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, private_step, strategy_namespace
+from optrepro.tasks.dpsgd.driver import DRIVER, private_step
 from optrepro.tasks.dpsgd.vectorised import per_sample_gradients
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,7 +64,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     config = resolve_config(args.benchmark, "mlsbench")
-    strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_NAMES)
+    strategy = DRIVER.load_strategy(args.strategy)
 
     torch.manual_seed(0)
     model = MODELS[config.dataset]().to(device)

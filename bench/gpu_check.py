@@ -28,8 +28,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import startup
+
 REPO = Path(__file__).resolve().parent.parent
-TASKS = ("parity", "bilevel", "dpsgd")
 STRATEGIES = REPO / "strategies"
 # (name, issue's H100 target in seconds or None, limit in seconds, command after the python executable,
 #  dry-run extra arguments); {device} is filled in.
@@ -158,9 +159,7 @@ def check(args: argparse.Namespace) -> int:
     device = "cpu" if args.dry_run else "cuda"
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "workflow"),
-                                                                      os.environ.get("PYTHONPATH")])),
-           "PYTHONUNBUFFERED": "1", "DATA_ROOT": str(Path(args.data_root).resolve()),
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DATA_ROOT": str(Path(args.data_root).resolve()),
            "OPTREPRO_DATA_ROOT": str(Path(args.data_root).resolve())}
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "dry_run": args.dry_run,
               "command": " ".join(sys.argv), "environment": environment(device), "parts": []}
@@ -190,7 +189,8 @@ def check(args: argparse.Namespace) -> int:
             f"{k}={v}" for k, v in final_metrics(output).items() if k in RESULT_KEYS)))
     parts.append(("fixed cost of a job (bench/startup.py)", None, 90, [
         python, "bench/startup.py", "--device", device, "--repeats", "1", "--gpu-check",
-        str(out / "gpu_check.json")], lambda output: " | ".join(line.strip() for line in output[-len(TASKS):])))
+        str(out / "gpu_check.json")], lambda output: " | ".join(line.strip()
+                                                                for line in output[-len(startup.DRIVERS):])))
     for name, limit, command, tiny in SIDE_BY_SIDE:
         parts.append((name, None, limit, [python, *command, "--device", device, *(tiny if args.dry_run else [])],
                       lambda output: " | ".join(line.strip() for line in output if SPEED_LINE.search(line))))
@@ -217,11 +217,9 @@ def synthetic_dpsgd(args: argparse.Namespace) -> int:
     """One DP-SGD benchmark on random images of the dataset's shape and size (timing where it cannot be fetched)."""
     import torch
 
-    from optrepro.strategy import load_strategy
-    from optrepro.tasks.cli import resolve_device
-    from optrepro.tasks.dpsgd import parse_overrides
-    from optrepro.tasks.dpsgd.config import TRAIN_SIZES, resolve_config
-    from optrepro.tasks.dpsgd.driver import STRATEGY_NAMES, run_benchmark, strategy_namespace
+    from optrepro.device import resolve_device
+    from optrepro.tasks.dpsgd.config import TRAIN_SIZES, parse_overrides, resolve_config
+    from optrepro.tasks.dpsgd.driver import DRIVER, run_benchmark
 
     config = resolve_config(args.benchmark, args.protocol, parse_overrides(args.overrides))
     device = resolve_device(args.device)
@@ -233,7 +231,7 @@ def synthetic_dpsgd(args: argparse.Namespace) -> int:
                                         torch.randint(0, 10, (n_train,), generator=generator),
                                         torch.randn(n_test, *shape, generator=generator),
                                         torch.randint(0, 10, (n_test,), generator=generator)))
-    strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_NAMES)
+    strategy = DRIVER.load_strategy(args.strategy)
     run_benchmark(strategy, config, args.seed, data)
     return 0
 

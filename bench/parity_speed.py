@@ -1,7 +1,7 @@
 """Parity speed: the batched driver against the same runs trained one by one, on one device, in one process.
 
-    PYTHONPATH=workflow python bench/parity_speed.py --device auto --steps 300
-    PYTHONPATH=workflow python bench/parity_speed.py --device cuda --full   # + a whole mlsbench benchmark
+    python bench/parity_speed.py --device auto --steps 300
+    python bench/parity_speed.py --device cuda --full   # + a whole mlsbench benchmark
 
 Prints run-steps per second of both and their ratio (early stopping is off for
 the comparison so both sides do the same number of steps), and the operations one
@@ -26,11 +26,10 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from optrepro.strategy import load_strategy
-from optrepro.tasks.cli import resolve_device
+from optrepro.device import resolve_device
 from optrepro.tasks.parity.batched import BatchedTrainer, train_batched, train_one_by_one
 from optrepro.tasks.parity.config import resolve_config
-from optrepro.tasks.parity.driver import STRATEGY_FUNCTIONS, prepare_runs, run_benchmark, strategy_namespace
+from optrepro.tasks.parity.driver import DRIVER, prepare_runs, run_benchmark
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -85,7 +84,7 @@ def main() -> None:
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     print(f"device: {device} ({name}), torch {torch.__version__}, threads {torch.get_num_threads()}")
-    strategy = load_strategy(args.strategy, strategy_namespace(), STRATEGY_FUNCTIONS)
+    strategy = DRIVER.load_strategy(args.strategy)
 
     config = replace(resolve_config(args.benchmark, "mlsbench"), max_steps=args.steps,
                      max_train_examples=args.max_train_examples, min_steps_before_stop=10**9)

@@ -1,6 +1,6 @@
 """Collect → summarize → figures → report on a synthetic plan of thousands of runs, timed per stage.
 
-    PYTHONPATH=workflow python bench/report_scale.py --runs 3000 --compare 300
+    python bench/report_scale.py --runs 3000 --compare 300
 
 Writes run folders (record.json and run.log, with as many curve lines per run as the full-scale drivers
 print: parity 15 runs × 30 steps, the toy's 1,000 starts, DP-SGD's batches and epochs, hyper-cleaning's
@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from optrepro import plan
+from optrepro import configuration, plan
 from optrepro.collect import write_tables
 from optrepro.metrics import format_epoch, format_final_results, format_line
 from optrepro.report.figures import write_figures
@@ -75,8 +75,9 @@ def record(run: plan.PlannedRun, metrics: dict, scale: str) -> dict:
 
 def synthetic_plan(runs: int) -> dict:
     """config/config.yaml with as many seeds as it takes to plan at least `runs` runs."""
-    config = plan.load_config(REPO / "config" / "config.yaml")
-    per_seed = len(plan.planned_runs(config, REPO)) // len(config["seeds"])
+    config = configuration.load(REPO / "config" / "config.yaml")
+    config["strategy_dir"] = str(REPO / config["strategy_dir"])
+    per_seed = len(plan.planned_runs(config)) // len(config["seeds"])
     config["seeds"] = list(range(math.ceil(runs / per_seed)))
     return config
 
@@ -84,7 +85,7 @@ def synthetic_plan(runs: int) -> dict:
 def write_runs(config: dict, root: Path) -> list[Path]:
     rng = random.Random(0)
     folders = []
-    for run in plan.planned_runs(config, REPO):
+    for run in plan.planned_runs(config):
         folder = root / run.run_dir
         folder.mkdir(parents=True)
         lines, metrics = log_lines(run.task, run.benchmark, rng)

@@ -1,6 +1,6 @@
 """The fixed cost of one training job, per task, against its training time.
 
-    PYTHONPATH=workflow python bench/startup.py --device auto [--gpu-check gpu-check/gpu_check.json]
+    python bench/startup.py --device auto [--gpu-check gpu-check/gpu_check.json]
 
 Every job pays, before and after training: the runner's start (interpreter and imports; it imports no torch),
 the driver's start up to the moment it names its device (interpreter, the task's imports, the device's
@@ -22,9 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from optrepro.data import hashes_now
+from optrepro.data.manifest import hashes_now
+from optrepro.device import DEVICE_ENV, DEVICE_LINE
 from optrepro.files import sha256_file
-from optrepro.provenance import DEVICE_ENV, DEVICE_LINE, driver_files, environment, git_state, sha256_tree
+from optrepro.provenance import driver_files, environment, git_state, sha256_tree
 from optrepro.sandbox import child_env
 
 REPO = Path(__file__).resolve().parent.parent

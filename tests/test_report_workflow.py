@@ -16,7 +16,8 @@ from test_collect import parity_log, toy_log, write_run
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "1"]
 REPORT_RULES = ["write_config", "list_runs", "collect", "summarize", "draw_figures", "render_report", "all"]
 STRATEGIES = {"parity": ["default", "multi_epoch"], "bilevel": ["v_pbgd", "g_pbgd"]}
 REFERENCE = ("task,benchmark,strategy,protocol,seed,metric,value,source\n"
@@ -98,7 +99,7 @@ def test_snakemake_report_shows_the_figures_with_captions_and_categories(workdir
 
 def test_rebuild_gives_the_same_report_without_snakemake(workdir):
     before = outputs(workdir)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    env = dict(os.environ)
     result = subprocess.run([sys.executable, "-m", "optrepro.report.rebuild", "--configfile", "tiny.yaml"],
                             cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -113,7 +114,7 @@ def test_rebuild_gives_the_same_report_without_snakemake(workdir):
 def test_rebuild_lists_planned_runs_without_a_record(workdir):
     missing = workdir / "results/runs/parity/mlsbench/n50-k8/multi_epoch/seed2/record.json"
     missing.unlink()
-    env = {**os.environ, "PYTHONPATH": str(REPO / "workflow")}
+    env = dict(os.environ)
     result = subprocess.run([sys.executable, "-m", "optrepro.report.rebuild", "--configfile", "tiny.yaml"],
                             cwd=workdir, env=env, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]

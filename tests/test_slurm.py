@@ -17,11 +17,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from optrepro import plan
+from optrepro import configuration, plan
 
 REPO = Path(__file__).resolve().parent.parent
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 CLUSTER = REPO / "tests" / "slurm" / "cluster.sh"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE)]
 PROFILE_ARGS = ["--workflow-profile", str(REPO / "profiles" / "slurm"), "--slurm-init-seconds-before-status-checks",
                 "2", "--latency-wait", "5", "--jobs", "4"]
 SLURM_ARGS = [*PROFILE_ARGS, "--config", "device=cpu"]
@@ -123,7 +124,7 @@ def test_cuda_jobs_needing_part_of_a_gpu_share_one_slurm_job_and_its_gpu(cluster
     """The test cluster's GPUs are only counted, so these runs fail for want of CUDA (a failed run is a result):
     what is tested is what the profile asks of SLURM."""
     workdir = tmp_path / "gpu"
-    config = plan.load_config(write_config(workdir, strategies, 100, ["scaffold_4096", "multi_epoch"],
+    config = configuration.load(write_config(workdir, strategies, 100, ["scaffold_4096", "multi_epoch"],
                                            device="cuda", gpu_jobs=2))
     assert plan.gpu_percent(config, "parity", "n32-k8", "mlsbench") == 50
     since = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")

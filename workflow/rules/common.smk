@@ -1,38 +1,29 @@
-# Configuration checks and helper functions; the logic lives in optrepro.plan.
+# Configuration checks and helper functions; the logic lives in optrepro.plan (installed with the package).
 import json
 import os
 import shlex
 import sys
-from pathlib import Path
 
-from snakemake.utils import validate
+from optrepro import configuration, plan
+from optrepro.data.manifest import status_path
+from optrepro.report.summarize import config_references
 
-REPO = Path(workflow.basedir)
-PACKAGE_PATH = str(REPO / "workflow")
-sys.path.insert(0, PACKAGE_PATH)
-# Jobs run `python -m optrepro...` with this environment's interpreter and package (and what PYTHONPATH held).
-os.environ.update(
-    PYTHONPATH=os.pathsep.join(
-        dict.fromkeys([PACKAGE_PATH, *filter(None, os.getenv("PYTHONPATH", "").split(os.pathsep))])
-    ),
-    PATH=os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", os.defpath)]),
-)
+# Jobs run `python -m optrepro...` with the interpreter running Snakemake, which has optrepro installed (a job's
+# conda environment, under --software-deployment-method conda, comes first on its PATH).
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", os.defpath)])
 
-from optrepro import plan  # noqa: E402
-from optrepro.data import status_path  # noqa: E402
-
-validate(config, schema=str(REPO / "config" / "schema.yaml"))
 try:
-    plan.check_config(config, REPO)
-except plan.ConfigError as error:
+    configuration.validate(config)  # the schema's defaults filled in: rules read no second default
+    plan.check_config(config)
+except configuration.WorkflowConfigError as error:
     raise WorkflowError(str(error)) from None
 
-RUNS = plan.planned_runs(config, REPO)
+RUNS = plan.planned_runs(config)
 DATA_ROOT = plan.data_root(config)
 if workflow.is_main_process and not workflow.dryrun:  # not in job processes, which parse this file too
     for dataset in plan.retry_failed_fetches(config, RUNS):
         print(f"fetch of {dataset} failed last time; trying again (and the runs that lacked it)", file=sys.stderr)
-PLAN_WARNINGS = plan.skipped_strategy_files(config, REPO)
+PLAN_WARNINGS = plan.skipped_strategy_files(config)
 if workflow.is_main_process:
     for warning in PLAN_WARNINGS:
         print(f"WARNING: {warning}", file=sys.stderr)
@@ -47,7 +38,7 @@ wildcard_constraints:
 
 
 def get_strategy_file(wildcards):
-    return plan.strategy_file(config, REPO, wildcards.task, wildcards.strategy)
+    return plan.strategy_file(config, wildcards.task, wildcards.strategy)
 
 
 def get_driver_sources(wildcards):
@@ -69,8 +60,8 @@ def get_run_config(wildcards):
     return shlex.quote(
         json.dumps(
             {
-                "scale": config.get("scale", "full"),
-                "device": config.get("device", "auto"),
+                "scale": config["scale"],
+                "device": config["device"],
                 "task": config["tasks"][wildcards.task],
             },
             sort_keys=True,
@@ -83,11 +74,7 @@ def get_run_files(name):
 
 
 def get_references():
-    return " ".join(
-        f"--reference {task}={settings['reference']}"
-        for task, settings in config["tasks"].items()
-        if settings.get("reference")
-    )
+    return " ".join(f"--reference {task}={strategy}" for task, strategy in config_references(config).items())
 
 
 def get_train_mem_mb(wildcards):
@@ -98,10 +85,9 @@ def get_train_runtime(wildcards):
     return plan.job_resources(config, wildcards.task, wildcards.benchmark, wildcards.protocol)["runtime"]
 
 
-def get_time_limit_args(wildcards):
-    """`--time-limit S` where the task configures `time_limit_s`; else the runner's default from the sizing."""
-    limit = plan.time_limit(config, wildcards.task)
-    return f"--time-limit {limit}" if limit else ""
+def get_time_limit(wildcards):
+    """Seconds the runner gives the run (plan.time_limit: below the job's requested runtime)."""
+    return plan.time_limit(config, wildcards.task, wildcards.benchmark, wildcards.protocol)
 
 
 def get_train_gres(wildcards):

@@ -1,6 +1,6 @@
 # The report: tables, figures, reference comparison and provenance from the tables of rules/collect.smk.
 # Every step also runs by hand; `python -m optrepro.report.rebuild` runs them all without Snakemake.
-from optrepro.report.captions import KINDS
+from optrepro.report.captions import figure_kinds
 from optrepro.report.reference import reference_path
 
 
@@ -8,7 +8,8 @@ report: "../report/workflow.rst"
 
 
 # The configuration's report.reference_file (at most one), an input of figures and report.
-REFERENCE_FILES = [str(path) for path in [reference_path(config, REPO)] if path]
+FIGURE_KINDS = figure_kinds()
+REFERENCE_FILES = [str(path) for path in [reference_path(config)] if path]
 REFERENCE_OPTION = " ".join(f"--reference {shlex.quote(path)}" for path in REFERENCE_FILES)
 
 
@@ -40,7 +41,7 @@ rule draw_figures:
             directory("reports/figures"),
             patterns=["{kind,[a-z_]+}--{subject}.png"],
             caption="../report/figure.rst",
-            category=lambda wildcards: KINDS[wildcards.kind].title,
+            category=lambda wildcards: FIGURE_KINDS[wildcards.kind].title,
             labels={"figure": "{subject}"},
         ),
     log:
@@ -51,7 +52,7 @@ rule draw_figures:
         "../../environment.yml"
     params:
         reference=REFERENCE_OPTION,
-        captions={kind: info.caption for kind, info in KINDS.items()},
+        captions={kind: info.caption for kind, info in FIGURE_KINDS.items()},
     shell:
         "python -m optrepro.report.figures --runs {input.runs} --curves {input.curves}"
         " --summary {input.summary} {params.reference} --out {output} 2> {log}"

@@ -18,7 +18,7 @@ rule train:
         get_train_group
     conda:
         "../../environment.yml"
-    threads: config.get("train_threads", 1)
+    threads: config["train_threads"]
     resources:
         gres=get_train_gres,
         gpu_percent=get_train_gpu_percent,
@@ -28,16 +28,16 @@ rule train:
         run_dir=subpath(output.record, parent=True),
         overrides=lambda wildcards: " ".join(f"--set {o}" for o in plan.overrides(config, wildcards.task)),
         run_config=get_run_config,
-        scale=config.get("scale", "full"),
+        scale=config["scale"],
         data_root=DATA_ROOT,
         datasets=get_dataset_args,
-        device=config.get("device", "auto"),
-        sandbox=config.get("sandbox", "auto"),
-        time_limit=get_time_limit_args,
+        device=config["device"],
+        sandbox=config["sandbox"],
+        time_limit=get_time_limit,
     shell:
         "OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} python -m optrepro.runner"
         " --task {wildcards.task} --protocol {wildcards.protocol} --benchmark {wildcards.benchmark}"
         " --strategy {input.strategy} --seed {wildcards.seed} --device {params.device}"
         " --scale {params.scale} {params.overrides} --config {params.run_config}"
-        " --data-root {params.data_root} {params.datasets} {params.time_limit} --sandbox {params.sandbox}"
+        " --data-root {params.data_root} {params.datasets} --time-limit {params.time_limit} --sandbox {params.sandbox}"
         " --run-dir {params.run_dir} 2> {log}"
