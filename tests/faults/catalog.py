@@ -2,7 +2,7 @@
 
 Each runner fault is a parity strategy whose `make_dataset` (or whole file) misbehaves; it goes through the real
 runner (`python -m optrepro.runner`, its default sandbox, the strategy in its own process inside it) and must end
-as the run's own result with `error` matching. README, "Failures are results", has one row per fault here and
+as the run's own result with `error` matching. docs/failures.md has one row per fault here and
 per workflow fault (test_fault_workflow.py), with what the user sees.
 """
 
@@ -36,7 +36,7 @@ class Fault:
     source: str  # the strategy file; {run_dir}, {other} (another run's folder), {marker} (a token unique to the
     # test, for processes and files to look for) and {port} (a listening local port) are filled in
     error: str | None  # regex the record's error must match from its start; None: the run is ok
-    sees: str  # what the user sees, for the README
+    sees: str  # what the user sees, for docs/failures.md
     time_limit: float | None = None
 
     def text(self, **values: str) -> str:
