@@ -7,34 +7,16 @@ MNISTNet's parameters (dpsgd.md §3, §6.1), without the driver: output shapes, 
 scale, the noise-free output against a direct computation, and the reported sigma.
 """
 
-import argparse
 import ast
-import json
 import math
-import os
-import random
-import sys
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-import scipy.optimize
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
-import torch.optim as optim
-from torch.utils.data import DataLoader, Subset
 
-from optrepro.strategy import load_strategy
+from optrepro.tasks import get
 from optrepro.tasks.bilevel.config import (
-    DEFAULT_HYPERCLEAN,
-    DEFAULT_TOY,
-    HypercleanConfig,
-    HypercleanEval,
     HypercleanStrategy,
-    ToyProblemConfig,
     ToyStrategy,
 )
 
@@ -47,13 +29,6 @@ def docstring(path):
 
 # ---------------------------------------------------------------------------------------------- bilevel
 
-BILEVEL_NAMESPACE = {
-    "argparse": argparse, "json": json, "math": math, "os": os, "random": random, "sys": sys, "time": time,
-    "asdict": asdict, "dataclass": dataclass, "Path": Path, "torch": torch, "nn": nn, "F": F,
-    "ToyProblemConfig": ToyProblemConfig, "DEFAULT_TOY": DEFAULT_TOY, "ToyStrategy": ToyStrategy,
-    "HypercleanConfig": HypercleanConfig, "DEFAULT_HYPERCLEAN": DEFAULT_HYPERCLEAN,
-    "HypercleanStrategy": HypercleanStrategy, "HypercleanEval": HypercleanEval,
-}
 
 
 def v(lrx, lry, lr_inner, g0, g1, ramp, outer, inner=1, **extra):
@@ -117,7 +92,7 @@ def test_bilevel_files_are_exactly_the_table():
 def test_bilevel_strategy(name):
     path = STRATEGIES / "bilevel" / f"{name}.py"
     assert "bilevel.md §1" in docstring(path)
-    strategy = load_strategy(path, BILEVEL_NAMESPACE, ["get_toy_strategy", "get_hyperclean_strategy"])
+    strategy = get("bilevel").load_driver().load_strategy(path)  # among the names the driver offers
     toy, linear, mlp = BILEVEL[name]
     got = strategy.get_toy_strategy()
     got.validate()
@@ -132,10 +107,6 @@ def test_bilevel_strategy(name):
 
 # ---------------------------------------------------------------------------------------------- DP-SGD
 
-DPSGD_NAMESPACE = {
-    "argparse": argparse, "math": math, "os": os, "sys": sys, "np": np, "torch": torch, "nn": nn, "F": F,
-    "optim": optim, "sp_optimize": scipy.optimize, "DataLoader": DataLoader, "Subset": Subset,
-}
 DPSGD = ["standard_dpsgd", "automatic_clipping", "adaptive_clipping", "noise_decay",
          "ema_centered_adaptive_clip", "adaptive_clip_epoch_decay_ema", "ema_centered_autos",
          "per_tensor_clip_momentum_blend", "gm_autos_centered", "gm_centered_adaptive_bc", "gm_autos_noise_decay"]
@@ -146,7 +117,7 @@ SIGMA_MNIST, SIGMA_CIFAR = 0.2385, 0.6405  # calibrated sigma, dpsgd.md §4.2
 
 def mechanism(name, sigma=SIGMA_MNIST, clip=1.0, epochs=5, dataset_size=60000, batch_size=B):
     path = STRATEGIES / "dpsgd" / f"{name}.py"
-    cls = load_strategy(path, DPSGD_NAMESPACE, ["DPMechanism"]).DPMechanism
+    cls = get("dpsgd").load_driver().load_strategy(path).DPMechanism
     return cls(max_grad_norm=clip, noise_multiplier=sigma, n_params=26010, dataset_size=dataset_size,
                batch_size=batch_size, epochs=epochs, target_epsilon=3.0, target_delta=1e-5)
 
