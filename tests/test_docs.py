@@ -1,5 +1,6 @@
 """The documentation a reader finds: a short README, docs/ whose every relative link resolves, config/README.md
-generated from the schema, and one version in the package, pyproject.toml and CITATION.cff."""
+generated from the schema, one version in the package, pyproject.toml and CITATION.cff, and the same pins in
+environment.yml as in the requirements."""
 
 import re
 import tomllib
@@ -76,3 +77,13 @@ def test_the_workflow_catalog_entry_points_at_what_exists():
     catalog = yaml.safe_load((REPO / ".snakemake-workflow-catalog.yml").read_text())
     assert catalog["usage"]["report"] is True
     assert (REPO / "workflow" / "Snakefile").is_file() and (REPO / "config" / "README.md").is_file()
+
+
+def test_the_conda_environment_has_the_same_pins_as_the_requirements():
+    def pins(text):
+        return sorted(line.split("#")[0].strip() for line in text.splitlines() if "==" in line.split("#")[0])
+
+    requirements = (REPO / "requirements.txt").read_text() + (REPO / "requirements-dev.txt").read_text()
+    environment = yaml.safe_load((REPO / "environment.yml").read_text())
+    [pip] = [entry["pip"] for entry in environment["dependencies"] if isinstance(entry, dict)]
+    assert pins(requirements) == sorted(pip)

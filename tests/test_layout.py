@@ -59,7 +59,7 @@ def test_no_import_circle_anywhere_in_the_package():
     assert find_cycle(graph) is None
 
 
-def test_imports_inside_functions_count(tmp_path):
+def test_imports_inside_functions_count():
     """plan.retry_failed_fetches imports the data manifest where it runs, not at the top of plan.py."""
     top = {node.module for node in ast.parse((PACKAGE_DIR / "plan.py").read_text()).body
            if isinstance(node, ast.ImportFrom) and node.module}
@@ -82,6 +82,24 @@ def run_fresh_python(code: str) -> None:
 def test_the_package_imports_from_any_folder_and_carries_its_schema():
     run_fresh_python("import optrepro, optrepro.configuration as c; assert optrepro.__version__ != 'unknown'; "
                      "assert c.SCHEMA.is_file()")
+
+
+def test_a_wheel_holds_the_whole_package(tmp_path):
+    """Installed from a wheel (not the checkout), the package finds its schema and its report templates: the
+    data files it reads ship inside it."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path / "wheel"), str(REPO)], check=True, capture_output=True, timeout=600)
+    [wheel] = (tmp_path / "wheel").glob("optrepro-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                    str(tmp_path / "site"), str(wheel)], check=True, capture_output=True, timeout=600)
+    code = ("import optrepro, optrepro.configuration as c, optrepro.report.render as r; "
+            f"assert optrepro.__file__.startswith({str(tmp_path / 'site')!r}), optrepro.__file__; "
+            "assert c.SCHEMA.is_file() and '| `seeds` |' in c.readme(); "
+            "assert (r.Path(r.__file__).parent / 'templates' / 'report.html.j2').is_file()")
+    # the wheel's folder first, as an installed package would be (and the checkout's editable install after it)
+    result = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r}); "
+                             + code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("task", BUILT_IN)
