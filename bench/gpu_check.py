@@ -30,6 +30,8 @@ from pathlib import Path
 
 import startup
 
+from optrepro.data.manifest import DATA_ROOT_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 STRATEGIES = REPO / "strategies"
 # (name, issue's H100 target in seconds or None, limit in seconds, command after the python executable,
@@ -159,8 +161,8 @@ def check(args: argparse.Namespace) -> int:
     device = "cpu" if args.dry_run else "cuda"
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DATA_ROOT": str(Path(args.data_root).resolve()),
-           "OPTREPRO_DATA_ROOT": str(Path(args.data_root).resolve())}
+    data_root = str(Path(args.data_root).resolve())  # for the drivers, and for the tests' data_root fixture
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", DATA_ROOT_ENV: data_root, "OPTREPRO_DATA_ROOT": data_root}
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "dry_run": args.dry_run,
               "command": " ".join(sys.argv), "environment": environment(device), "parts": []}
     deadline = time.monotonic() + args.budget

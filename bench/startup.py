@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from optrepro.data.manifest import hashes_now
+from optrepro.data.manifest import DATA_ROOT_ENV, hashes_now
 from optrepro.device import DEVICE_ENV, DEVICE_LINE
 from optrepro.files import sha256_file
 from optrepro.provenance import driver_files, environment, git_state, sha256_tree
@@ -73,11 +73,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--data-root", type=Path,
-                        default=Path(os.environ.get("DATA_ROOT", REPO / "resources" / "data")))
+                        default=Path(os.environ.get(DATA_ROOT_ENV, REPO / "resources" / "data")))
     parser.add_argument("--gpu-check", type=Path, help="a gpu_check.json holding full-scale training times")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    os.environ["DATA_ROOT"] = str(args.data_root)
+    os.environ[DATA_ROOT_ENV] = str(args.data_root)
     trained = {}
     if args.gpu_check:
         report = json.loads(args.gpu_check.read_text())
