@@ -100,8 +100,7 @@ def compute_per_sample_gradients(model: nn.Module, data: torch.Tensor, target: t
     return grads
 
 
-# What the original module offered its editable block. `_compute_rdp_single_epoch` is left out: the
-# sources name it but not its formula, and the original never calls it.
+# The namespace a mechanism file runs in: the names TASK.original_names lists (and says why they are those).
 NAMES = {"argparse": argparse, "math": math, "os": os, "sys": sys, "np": np, "torch": torch, "nn": nn, "F": F,
          "optim": optim, "sp_optimize": sp_optimize, "DataLoader": DataLoader, "Subset": Subset,
          "datasets": datasets, "transforms": transforms, "compute_epsilon": compute_epsilon,
