@@ -4,6 +4,7 @@ hashes that follow the imports, and strategy namespaces that list exactly the or
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -87,8 +88,13 @@ def test_the_package_imports_from_any_folder_and_carries_its_schema():
 def test_a_wheel_holds_the_whole_package(tmp_path):
     """Installed from a wheel (not the checkout), the package finds its schema and its report templates: the
     data files it reads ship inside it."""
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    for name in ("pyproject.toml", "README.md", "LICENSE", "requirements.txt", "requirements-dev.txt"):
+        source.mkdir(exist_ok=True)
+        shutil.copy(REPO / name, source / name)
+    shutil.copytree(PACKAGE_DIR, source / "workflow" / "optrepro", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
-                    str(tmp_path / "wheel"), str(REPO)], check=True, capture_output=True, timeout=600)
+                    str(tmp_path / "wheel"), str(source)], check=True, capture_output=True, timeout=600)
     [wheel] = (tmp_path / "wheel").glob("optrepro-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
                     str(tmp_path / "site"), str(wheel)], check=True, capture_output=True, timeout=600)
