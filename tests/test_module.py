@@ -81,12 +81,12 @@ def test_a_repository_of_its_own_runs_optrepro_as_a_module_from_a_local_path(tmp
 
 
 def test_a_tagged_release_of_optrepro_is_a_module_too(tmp_path):
-    """`gitfile(...)` with a tag, as `snakedeploy deploy-workflow --tag` writes it, resolves every rule (dry run;
-    the code that runs is the installed package's)."""
+    """`gitfile(...)` with a tag (the local form of the `github(..., tag=...)` that `snakedeploy deploy-workflow`
+    writes) resolves every rule: a dry run; the code the rules run is the installed package's."""
     clone = tmp_path / "optrepro"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)], check=True, timeout=600)
     subprocess.run(["git", "-C", str(clone), "tag", "v-test"], check=True)
-    source = f'gitfile(repo={str(clone)!r}, path="workflow/Snakefile", tag="v-test")'
+    source = f'gitfile({str(clone)!r}, path="workflow/Snakefile", tag="v-test")'
     workdir = user_repository(tmp_path / "research", source)
     output = snakemake(workdir, "--dry-run")
     assert "optrepro_train" in output and "optrepro_render_report" in output
