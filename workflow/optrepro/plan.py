@@ -48,6 +48,12 @@ class PlannedRun:
         return RUN_DIR.format(**asdict(self))
 
 
+def put_this_interpreter_first_on_path() -> None:
+    """Jobs run `python -m optrepro...`: make that the interpreter running Snakemake, which has optrepro installed,
+    for this process and the jobs it starts (a job's conda environment, under --sdm conda, still comes first)."""
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
+
+
 def strategy_root(config: dict) -> Path:
     """The strategies folder: absolute, or relative to the working folder."""
     return Path(config["strategy_dir"])

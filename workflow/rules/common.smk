@@ -1,6 +1,5 @@
 # Configuration checks and helper functions; the logic lives in optrepro.plan (installed with the package).
 import json
-import os
 import shlex
 import sys
 
@@ -8,9 +7,7 @@ from optrepro import configuration, plan
 from optrepro.data.manifest import status_path
 from optrepro.report.summarize import config_references
 
-# Jobs run `python -m optrepro...` with the interpreter running Snakemake, which has optrepro installed (a job's
-# conda environment, under --software-deployment-method conda, comes first on its PATH).
-os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.getenv("PATH", os.defpath)])
+plan.put_this_interpreter_first_on_path()
 
 try:
     configuration.validate(config)  # the schema's defaults filled in: rules read no second default
