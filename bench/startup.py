@@ -5,7 +5,7 @@
 Every job pays, before and after training: the runner's start (interpreter and imports; it imports no torch),
 the driver's start up to the moment it names its device (interpreter, the task's imports, the device's
 context: timed until the driver's DEVICE line on stderr), the data check against the manifest (cached by
-size, mtime and inode, so after the first run of a dataset it is one stat per file) and the record's
+size, mtime, ctime and inode, so after the first run of a dataset it is one stat per file) and the record's
 provenance (hashing the driver's code and the strategy, git state, package versions). Each is timed here
 on this machine, `--repeats` times (the least is printed: the cost without other work in the way).
 Full-scale job times come from a `bench/gpu_check.sh` result of the same machine (`--gpu-check`; the check

@@ -371,7 +371,7 @@ def test_no_manifest_at_all_is_refused(tmp_path):
 
 def test_hashes_now_names_changed_files_and_rehashes_only_what_changed(tmp_path, mirror, fashion):
     """What a run checks before it reads a dataset: the files against the manifest recorded at the fetch, with
-    hashes cached by size, mtime and inode."""
+    hashes cached by size, mtime, ctime and inode."""
     from optrepro.data.manifest import hashes_now
 
     fetch("fmnist", tmp_path, sources=[f"torchvision={mirror}idx"], md5=fashion["md5"], archives=fashion["archives"])
@@ -379,8 +379,8 @@ def test_hashes_now_names_changed_files_and_rehashes_only_what_changed(tmp_path,
     assert hashes == fashion["manifest"] and changed == []
     cache = json.loads((tmp_path / "fmnist.hashed.json").read_text())
     labels = "FashionMNIST/raw/train-labels-idx1-ubyte"
-    # A cached hash is trusted while the file's size, mtime and inode are unchanged: it is not read again.
-    cache[labels][3] = "0" * 64
+    # A cached hash is trusted while the file's size, mtime, ctime and inode are unchanged: it is not read again.
+    cache[labels][-1] = "0" * 64
     (tmp_path / "fmnist.hashed.json").write_text(json.dumps(cache))
     assert hashes_now(tmp_path, "fmnist")[1] == [labels]
     # Any change of the file (here its content, and so its mtime) is hashed again.
@@ -389,6 +389,21 @@ def test_hashes_now_names_changed_files_and_rehashes_only_what_changed(tmp_path,
     path.write_bytes(data[:-1] + bytes([(data[-1] + 1) % 10]))
     hashes, changed = hashes_now(tmp_path, "fmnist")
     assert changed == [labels] and hashes[labels] == sha256_file(path)
+    # ... also a change of one byte whose writer restored the file's mtime: its ctime moved.
+    images = tmp_path / "fmnist" / "FashionMNIST/raw/train-images-idx3-ubyte"
+    before = images.stat()
+    with images.open("r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 1]))
+    os.utime(images, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert images.stat().st_mtime_ns == before.st_mtime_ns and images.stat().st_size == before.st_size
+    assert "FashionMNIST/raw/train-images-idx3-ubyte" in hashes_now(tmp_path, "fmnist")[1]
+    with images.open("r+b") as handle:  # put the byte back: the file matches its manifest again
+        handle.seek(100)
+        handle.write(byte)
+    assert "FashionMNIST/raw/train-images-idx3-ubyte" not in hashes_now(tmp_path, "fmnist")[1]
     (tmp_path / "fmnist" / "FashionMNIST/raw/t10k-labels-idx1-ubyte").unlink()
     assert sorted(hashes_now(tmp_path, "fmnist")[1]) == ["FashionMNIST/raw/t10k-labels-idx1-ubyte", labels]
     manifest_path(tmp_path, "fmnist").unlink()

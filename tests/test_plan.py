@@ -63,6 +63,16 @@ def test_schema_rejects_a_typo_in_one_line(tmp_path, monkeypatch):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize("key, value", [("seeds", [42, 42]), ("strategies", ["default", "default"]),
+                                        ("strategies", [".."]), ("strategies", [".hidden"])])
+def test_a_seed_or_strategy_listed_twice_or_a_path_like_name_is_refused(tmp_path, monkeypatch, key, value):
+    """Each would count one run twice (n = 2 from one run) or put a run folder outside its benchmark's."""
+    config = make_config(tmp_path, monkeypatch)
+    (config if key == "seeds" else config["tasks"]["parity"])[key] = value
+    with pytest.raises(WorkflowConfigError, match=r"^invalid configuration: "):
+        validate(config)
+
+
 def test_the_schema_fills_in_every_default_the_code_reads(tmp_path, monkeypatch):
     config = validate({"tasks": {"parity": {"benchmarks": ["n32-k8"]}}})
     assert (config["scale"], config["device"], config["sandbox"], config["strategy_dir"]) == ("full", "auto", "auto",
@@ -185,7 +195,7 @@ def test_the_time_limit_is_below_the_job_sizing_and_a_configured_one_raises_the_
     assert plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"] == 67
 
 
-@pytest.mark.parametrize("bad", ["x_<b>", "tex_$&%#_", "a b", "naïve"])
+@pytest.mark.parametrize("bad", ["x_<b>", "tex_$&%#_", "a b", "naïve", "..", ".hidden", "-x"])
 def test_strategy_files_with_invalid_names_are_skipped_with_a_warning(tmp_path, bad):
     """Strategy names are data: with `strategies: all` a file whose name is no valid strategy name is left out of
     the plan, and the warning says which and why."""
@@ -198,7 +208,7 @@ def test_strategy_files_with_invalid_names_are_skipped_with_a_warning(tmp_path, 
     assert {run.strategy for run in plan.planned_runs(config)} == {"default"}
     [warning] = plan.skipped_strategy_files(config)
     assert warning == (f"{tmp_path / 'parity' / (bad + '.py')}: skipped, {bad!r} is not a valid strategy name "
-                       "(letters, digits, _ . - only)")
+                       "(a letter or digit, then letters, digits, _ . - only)")
 
 
 def test_small_jobs_share_a_gpu_and_large_ones_take_more_of_it():

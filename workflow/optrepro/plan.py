@@ -61,9 +61,10 @@ def strategy_root(config: dict) -> Path:
 
 # reports/config.json carries, under this key beside the configuration, what the plan left out and why.
 PLAN_WARNINGS_KEY = "plan_warnings"
-# A strategy's name is its file name without `.py`: data that goes into paths, wildcards and shell commands.
+# A strategy's name is its file name without `.py`: data that goes into paths, wildcards and shell commands, so
+# it starts with a letter or digit (no `..`, no hidden or private file) and holds only letters, digits, _ . -.
 # The schema's pattern for listed names and the train rule's wildcard constraint are the same.
-STRATEGY_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+STRATEGY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def strategy_files(root: Path, task: str) -> list[Path]:
@@ -80,7 +81,8 @@ def skipped_strategy_files(config: dict) -> list[str]:
     """One warning per strategy file that `strategies: all` leaves out because its name is not a valid strategy
     name (letters, digits, `_`, `.`, `-`)."""
     root = strategy_root(config)
-    return [f"{path}: skipped, {path.stem!r} is not a valid strategy name (letters, digits, _ . - only)"
+    return [f"{path}: skipped, {path.stem!r} is not a valid strategy name (a letter or digit, then letters, "
+            "digits, _ . - only)"
             for task, settings in config["tasks"].items() if settings["strategies"] == "all"
             for path in strategy_files(root, task) if not STRATEGY_NAME.fullmatch(path.stem)]
 

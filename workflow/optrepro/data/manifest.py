@@ -60,8 +60,10 @@ def hashes_now(root: str | Path, dataset: str) -> tuple[dict[str, str], list[str
     """A fetched dataset as it is now: sha256 of each file of the manifest recorded at its fetch, and the files
     that differ from that manifest (changed or missing), for a run to check before it reads them.
 
-    Hashes are cached beside the folder (`<dataset>.hashed.json`) with each file's size, mtime and inode, so a
-    file is read again only after it changed: the cost is paid once per change, not once per run.
+    Hashes are cached beside the folder (`<dataset>.hashed.json`) with each file's size, mtime, ctime and inode,
+    so a file is read again only after it changed: the cost is one stat per file and run, and a hash per change.
+    The ctime is what makes this hold: a write that restores the mtime (os.utime) still moves it, and only a
+    change of the system clock can set it back.
     """
     manifest = read_manifest(root, dataset).get("files")
     if not manifest:
@@ -79,9 +81,9 @@ def hashes_now(root: str | Path, dataset: str) -> tuple[dict[str, str], list[str
             stat = path.stat()
         except OSError:
             continue
-        key = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+        key = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
         cached = cache.get(relative)
-        hashes[relative] = cached[3] if cached and cached[:3] == key else sha256_file(path)
+        hashes[relative] = cached[-1] if cached and cached[:-1] == key else sha256_file(path)
         fresh[relative] = [*key, hashes[relative]]
     if fresh != cache:
         write_json_atomic(cache_path, fresh)
