@@ -27,7 +27,7 @@ import pytest
 import torchvision
 import yaml
 
-from optrepro.data.manifest import DataError, manifest_path, read_manifest
+from optrepro.data.manifest import DataError, manifest_path, read_manifest, status_path
 from optrepro.data.sources import MNIST_SHA256, PUBLISHED_ARCHIVES, fetch, main, pip_index_url, torchvision_class
 from optrepro.files import sha256_file
 
@@ -361,6 +361,22 @@ def test_files_manifest_derived_from_verified_archives_guards_later_fetches(tmp_
     changed = dict(fashion["archives"], **{"t10k-images-idx3-ubyte.gz": "0" * 64})
     with pytest.raises(DataError, match="no record of its files' sha256"):
         fetch("fmnist", tmp_path, sources=["torchvision=http://127.0.0.1:9/"], archives=changed)
+
+
+def test_a_dataset_fetched_by_hand_is_ready_for_the_runner(tmp_path, mirror, fashion):
+    """A fetch without --status writes no status file; the runner's check then goes by the recorded manifest."""
+    from optrepro.runner import unavailable_data
+
+    args = ["fetch", "--dataset", "fmnist", "--root", str(tmp_path), "--source", f"torchvision={mirror}idx"]
+    args += [arg for name, digest in fashion["md5"].items() for arg in ("--md5", f"{name}={digest}")]
+    args += [arg for name, digest in fashion["archives"].items() for arg in ("--archive", f"{name}={digest}")]
+    assert unavailable_data(str(tmp_path), ["fmnist"]).startswith("dataset fmnist: no manifest recorded")
+    assert main(args) == 0 and not status_path(tmp_path, "fmnist").exists()
+    assert unavailable_data(str(tmp_path), ["fmnist"]) is None
+    labels = tmp_path / "fmnist/FashionMNIST/raw/train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes() + b"x")
+    assert unavailable_data(str(tmp_path), ["fmnist"]) == (
+        "dataset fmnist changed after fetch: FashionMNIST/raw/train-labels-idx1-ubyte")
 
 
 def test_no_manifest_at_all_is_refused(tmp_path):

@@ -116,10 +116,11 @@ def end_group(process: subprocess.Popen) -> None:
 
 def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
     """Why a dataset the run needs cannot be used: its fetch failed, or a file changed since the fetch verified
-    it; None when all are ready."""
+    it; None when all are ready. A dataset fetched by hand (`python -m optrepro.data fetch` without `--status`)
+    has no status file: its manifest alone decides."""
     for name in datasets:
-        status = read_status(status_path(data_root, name))
-        if status.get("status") != "ok":
+        status = read_status(status_path(data_root, name)) if status_path(data_root, name).exists() else {}
+        if status.get("status", "ok") != "ok":
             return f"dataset {name} unavailable: {status.get('error')}"
         try:
             _, changed = hashes_now(data_root, name)
