@@ -169,3 +169,25 @@ def test_cli_takes_its_run_list_from_a_file(tmp_path):
     args = ["--runs", str(out / "runs.csv"), "--curves", str(out / "curves.csv"), "--run-list", str(listing)]
     assert main([*args, str(dirs[0])]) == 0
     assert len(read_table(out / "runs.csv")) == len(dirs)
+
+
+def test_a_run_folder_that_cannot_be_read_is_that_runs_failed_row(tmp_path):
+    """Whatever a run left behind, collect makes a table: a record that is not JSON, a folder where run.log
+    should be, or metrics named like the table's own columns each fail that run alone, with the reason."""
+    good = write_run(tmp_path, "parity", "mlsbench", "n32-k8", "good", 1, *reversed(parity_log(0.9)))
+    garbage = write_run(tmp_path, "parity", "mlsbench", "n32-k8", "garbage", 2, {"test_accuracy": 1.0})
+    (garbage / "record.json").write_text("{not json")
+    folder = write_run(tmp_path, "parity", "mlsbench", "n32-k8", "folder", 3, {"test_accuracy": 1.0})
+    (folder / "run.log").unlink()
+    (folder / "run.log").mkdir()
+    clash = write_run(tmp_path, "parity", "mlsbench", "n32-k8", "clash", 4, {"test_accuracy": 1.0, "status": "ok",
+                                                                           "host": "elsewhere"})
+    runs, curves = collect([good, garbage, folder, clash])
+    rows = runs.set_index("strategy")
+    assert rows.loc["good", "status"] == "ok" and len(curves[curves.strategy == "good"]) > 0
+    assert rows.loc["garbage", "error"].startswith("unreadable run folder: JSONDecodeError: ")
+    assert (rows.loc["garbage", "seed"], rows.loc["garbage", "benchmark"]) == (2, "n32-k8")
+    assert rows.loc["folder", "error"].startswith("unreadable run folder: IsADirectoryError: ")
+    assert rows.loc["clash", "error"] == "metric names that are runs.csv columns: host, status"
+    assert rows.loc["clash", "host"] == "node1"  # the record's, not the run's
+    assert set(rows.loc[["garbage", "folder", "clash"], "status"]) == {"failed"}

@@ -98,3 +98,24 @@ def test_a_driver_that_fails_before_choosing_a_device_records_none(tmp_path):
     record = record_of(run_dir)
     assert record["status"] == "failed" and "max_steps" in record["error"]
     assert record["device"] == {"requested": "cpu", "resolved": None, "name": None, "cuda": None, "cuda_graphs": None}
+
+
+def test_whatever_sits_at_the_records_names_the_runner_writes_its_own_files(tmp_path):
+    """A folder named record.json (with files in it) and a link named run.log, left by an earlier hostile run,
+    neither crash the runner nor pass for outputs: it writes both files."""
+    run_dir = tmp_path / "run"
+    (run_dir / "record.json").mkdir(parents=True)
+    (run_dir / "record.json" / "inside").write_text("x")
+    (run_dir / "run.log").symlink_to(tmp_path / "elsewhere")
+    status, _ = run_job(tmp_path, GOOD_BODY)
+    assert status == 0 and record_of(run_dir)["status"] == "ok"
+    assert (run_dir / "run.log").is_file() and not (run_dir / "run.log").is_symlink()
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_final_metrics_named_like_table_columns_fail_the_run():
+    from optrepro.runner import reserved_metrics
+
+    assert reserved_metrics({"test_accuracy": 0.9, "score": 0.9}) is None
+    assert reserved_metrics({"status": "ok", "host": "x", "test_accuracy": 1.0}) == (
+        "metric names that are runs.csv columns: host, status")

@@ -18,11 +18,13 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from .files import write_csv_atomic
 from .metrics import parse_log
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IDENTITY = ["task", "protocol", "benchmark", "strategy", "seed", "scale"]
 INDEX_FIELDS = ["secret", "order", "run", "epoch", "step"]
@@ -32,6 +34,7 @@ CURVE_COLUMNS = IDENTITY + ["kind"] + INDEX_FIELDS + ["metric", "value"]
 PROVENANCE = ["status", "error", "wall_seconds", "device", "device_name", "strategy_sha256", "driver_sha256",
               "data_sha256", "git_commit", "git_dirty", "python", "torch", "packages", "host", "start", "end",
               "run_dir", "notes", "sandbox"]
+RUN_COLUMNS = IDENTITY + PROVENANCE  # runs.csv's own columns; a run's metrics come after them and never among them
 
 
 def data_digest(hashes: dict[str, str]) -> str:
@@ -59,11 +62,23 @@ def run_row(record: dict, run_dir: Path) -> dict[str, object]:
         "start": record.get("start"), "end": record.get("end"), "run_dir": str(run_dir),
         "notes": "; ".join(record.get("notes", [])), "sandbox": record.get("sandbox", ""),
     })
-    clashes = set(record["metrics"]) & set(row)
-    if clashes:
-        raise ValueError(f"{run_dir}: metric names clash with table columns: {sorted(clashes)}")
+    clashes = sorted(set(record["metrics"]) & set(row))
+    if clashes:  # the runner fails such runs; a record written otherwise is still not allowed to overwrite columns
+        return {**row, "status": "failed", "error": f"metric names that are runs.csv columns: {', '.join(clashes)}"}
     row.update(record["metrics"])
     return row
+
+
+def unreadable_row(run_dir: Path, error: Exception) -> dict[str, object]:
+    """The failed row of a run folder whose record or log cannot be read: its identity from the folder's path
+    (results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}), the scale unknown."""
+    parts = run_dir.parts[-5:]
+    identity = dict(zip(IDENTITY, [*parts[:4], parts[4].removeprefix("seed"), "unknown"])) if len(parts) == 5 else {}
+    seed = identity.get("seed", "")
+    identity["seed"] = int(seed) if str(seed).isdigit() else seed
+    reason = f"unreadable run folder: {type(error).__name__}: {error}"
+    return {**{key: identity.get(key, "") for key in IDENTITY}, **{key: "" for key in PROVENANCE},
+            "status": "failed", "error": reason, "run_dir": str(run_dir)}
 
 
 def curve_rows(record: dict, log_text: str) -> list[dict[str, object]]:
@@ -80,11 +95,18 @@ def curve_rows(record: dict, log_text: str) -> list[dict[str, object]]:
 
 
 def collect(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run folder as a row (one that cannot be read as that run's failed row) and its curve points."""
+    import pandas as pd
+
     runs, curves = [], []
     for run_dir in run_dirs:
-        record = json.loads((run_dir / "record.json").read_text())
-        runs.append(run_row(record, run_dir))
-        curves.extend(curve_rows(record, (run_dir / "run.log").read_text()))
+        try:
+            record = json.loads((run_dir / "record.json").read_text())
+            row, points = run_row(record, run_dir), curve_rows(record, (run_dir / "run.log").read_text())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            row, points = unreadable_row(run_dir, error), []
+        runs.append(row)
+        curves.extend(points)
     runs_table = pd.DataFrame(runs, columns=None if runs else IDENTITY + PROVENANCE)
     curves_table = pd.DataFrame(curves, columns=CURVE_COLUMNS)
     return runs_table.sort_values(IDENTITY, kind="stable"), curves_table

@@ -43,6 +43,15 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     os.replace(handle.name, path)
 
 
+def clear(path: str | Path) -> None:
+    """Remove whatever is at `path` (a file, a link, a folder tree), so that a file can be written there."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def write_json_atomic(path: str | Path, data: object) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 

@@ -38,9 +38,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .collect import RUN_COLUMNS
 from .data.manifest import DATA_ROOT_ENV, DataError, hashes_now, read_status, status_path
 from .device import DEVICE_ENV, REQUESTS, device_from_stderr, uses_cuda
-from .files import write_json_atomic
+from .files import clear, write_json_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
 from .provenance import run_record
 from .sandbox import (
@@ -57,6 +58,9 @@ from .sandbox import (
 from .tasks import external_files
 
 GRACE_S = 5  # between SIGTERM and SIGKILL when the driver's group is ended
+
+# What the runner writes in a run directory, last and whatever a run left at these names.
+OUTPUTS = ("run.log", "record.json")
 
 
 class Stopped(Exception):
@@ -97,6 +101,13 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
         tail = [line for line in stderr_lines if line.strip()]
         return f"driver exited with status {returncode}" + (f": {tail[-1].strip()}" if tail else "")
     return None if has_metrics else "driver printed no FINAL_METRICS/TEST_METRICS line"
+
+
+def reserved_metrics(metrics: dict[str, object]) -> str | None:
+    """Why a run's final metrics cannot be tabled: names of runs.csv's own columns (a run printing `status=ok`
+    must not overwrite its status)."""
+    clashes = sorted(set(metrics) & set(RUN_COLUMNS))
+    return f"metric names that are runs.csv columns: {', '.join(clashes)}" if clashes else None
 
 
 def end_group(process: subprocess.Popen) -> None:
@@ -208,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         error = f"timed out after {args.time_limit:g} s"
     else:
         error = (death_reason(returncode) or failure_reason(returncode, outcome.stderr_lines, bool(metrics))
-                 or divergence(parsed))
+                 or divergence(parsed) or reserved_metrics(metrics))
     identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
                 "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
     data_hashes, data_notes = ({}, []) if missing_data else data_after_run(args.data_root, args.datasets)
@@ -218,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
         command=command[1:], exit_status=returncode,
         device=device_from_stderr(outcome.stderr_lines, args.device), started=started, wall_seconds=wall,
         notes=truncations(parsed) + data_notes + ([sandbox_note] if sandbox_note else []), sandbox=sandbox)
+    for name in OUTPUTS:  # the runner's own files, whatever a run left at their names (a folder, a link)
+        clear(run_dir / name)
     os.replace(log_tmp, run_dir / "run.log")
     write_json_atomic(run_dir / "record.json", record)
     print(f"{record['status']}: {args.task}/{args.protocol}/{args.benchmark}/{record['strategy']}/seed{args.seed}"
