@@ -165,6 +165,16 @@ def test_the_spec_is_whole_and_consistent(task):
     assert set(spec.datasets.values()) <= set(DATASETS)
 
 
+def test_an_impossible_metric_value_is_named():
+    parity, dpsgd = get("parity"), get("dpsgd")
+    assert parity.out_of_range({"test_accuracy": 0.9, "num_runs": 15, "score": 1e308}) is None  # score: undeclared
+    assert parity.out_of_range({"test_accuracy": 1.5}) == "test_accuracy=1.5 is outside its range [0, 1]"
+    assert parity.out_of_range({"test_accuracy": float("nan")}) == "test_accuracy=nan is not a finite number"
+    assert dpsgd.out_of_range({"score": 1e308, "epsilon": -0.0}) == "score=1e+308 is outside its range [0, 100]"
+    assert dpsgd.out_of_range({"epsilon": float("inf")}) == "epsilon=inf is not a finite number"
+    assert dpsgd.out_of_range({"audit": "ok", "epsilon": 3.0}) is None
+
+
 def test_a_spec_that_contradicts_itself_is_refused():
     good = get("parity")
     with pytest.raises(ValueError, match=r"task 'parity': metric 'test_accuracy': direction 'better'"):
@@ -175,6 +185,10 @@ def test_a_spec_that_contradicts_itself_is_refused():
         replace(good, protocols={"corrected": {}, "mlsbench": {}})
     with pytest.raises(ValueError, match=r"datasets: unknown benchmark 'n99-k8'"):
         replace(good, datasets={"n99-k8": "mnist"})
+    with pytest.raises(ValueError, match=r"metric 'mean_steps': no range"):
+        replace(good, ranges={"test_accuracy": (0, 1), "test_accuracy_std": (0, 1)})
+    with pytest.raises(ValueError, match=r"range of 'test_accuracy': 1 > 0"):
+        replace(good, ranges={**good.ranges, "test_accuracy": (1, 0)})
 
 
 @pytest.mark.parametrize("task", BUILT_IN)

@@ -119,3 +119,32 @@ def test_final_metrics_named_like_table_columns_fail_the_run():
     assert reserved_metrics({"test_accuracy": 0.9, "score": 0.9}) is None
     assert reserved_metrics({"status": "ok", "host": "x", "test_accuracy": 1.0}) == (
         "metric names that are runs.csv columns: host, status")
+
+
+IMPOSSIBLE_TASK = '''
+from optrepro import metrics
+from optrepro.tasks import cli, scale
+from optrepro.tasks.spec import TaskSpec
+
+TASK = TaskSpec(name="impossible", summary="prints an accuracy of 1.5", benchmarks={"b": {}},
+                protocols={"mlsbench": {}}, metrics={"accuracy": "higher"}, ranges={"accuracy": (0, 1)},
+                override_fields=(), parse_overrides=lambda items: scale.parse_overrides(items, {}),
+                resolve_config=lambda benchmark, protocol, overrides=None: {},
+                job_resources=lambda benchmark, protocol, items: {"mem_mb": 100, "runtime": 1},
+                driver="optrepro_task_impossible", strategy_functions=("f",), original_names=())
+DRIVER = cli.Driver("impossible", dict, lambda strategy, config, seed, device: metrics.emit(
+    "FINAL_METRICS", {"accuracy": 1.5}))
+'''
+
+
+def test_a_value_outside_its_metrics_range_fails_the_run(tmp_path, monkeypatch):
+    (tmp_path / "impossible.py").write_text(IMPOSSIBLE_TASK)
+    (tmp_path / "s.py").write_text("def f():\n    pass\n")
+    monkeypatch.setenv("OPTREPRO_TASKS", f"impossible={tmp_path / 'impossible.py'}")
+    args = ["--task", "impossible", "--benchmark", "b", "--protocol", "mlsbench", "--strategy",
+            str(tmp_path / "s.py"), "--seed", "1", "--device", "cpu", "--data-root", str(tmp_path),
+            "--time-limit", "600", "--run-dir", str(tmp_path / "run")]
+    assert run(parse_args(args)) == 0
+    record = record_of(tmp_path / "run")
+    assert record["status"] == "failed" and record["error"] == "accuracy=1.5 is outside its range [0, 1]"
+    assert record["metrics"] == {"accuracy": 1.5}  # kept, for the reader; never ranked

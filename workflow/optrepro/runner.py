@@ -55,7 +55,7 @@ from .sandbox import (
     unwrapped_status,
     wrap,
 )
-from .tasks import external_files
+from .tasks import external_files, get
 
 GRACE_S = 5  # between SIGTERM and SIGKILL when the driver's group is ended
 
@@ -219,7 +219,7 @@ def run(args: argparse.Namespace) -> int:
         error = f"timed out after {args.time_limit:g} s"
     else:
         error = (death_reason(returncode) or failure_reason(returncode, outcome.stderr_lines, bool(metrics))
-                 or divergence(parsed) or reserved_metrics(metrics))
+                 or divergence(parsed) or reserved_metrics(metrics) or get(args.task).out_of_range(metrics))
     identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
                 "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
     data_hashes, data_notes = ({}, []) if missing_data else data_after_run(args.data_root, args.datasets)

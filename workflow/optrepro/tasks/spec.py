@@ -11,6 +11,7 @@ imports torch and is loaded only where a benchmark runs. docs/adding-a-task.md w
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -45,6 +46,9 @@ class TaskSpec:
     # The final metrics a report summarises, in order, each with its direction (higher or lower is better):
     # the one place metric directions live.
     metrics: Mapping[str, str]
+    # Each declared metric's possible values, (lowest, highest): a run whose final value lies outside, or is not
+    # a finite number, fails with the reason (the runner's check), so that the report never ranks it.
+    ranges: Mapping[str, tuple[float, float]]
     override_fields: tuple[str, ...]  # what `--set FIELD=VALUE` (the configuration's `overrides`) may set
     parse_overrides: Callable[[list[str]], dict[str, object]]
     # (benchmark, protocol, parsed overrides) -> the driver's validated configuration (TaskConfigError if not)
@@ -77,6 +81,10 @@ class TaskSpec:
         """What makes this spec inconsistent, one line each (checked when it is made)."""
         found = [f"metric {metric!r}: direction {direction!r} is not one of {', '.join(DIRECTIONS)}"
                  for metric, direction in self.metrics.items() if direction not in DIRECTIONS]
+        found += [f"metric {metric!r}: no range" for metric in self.metrics if metric not in self.ranges]
+        found += [f"ranges: {metric!r} is not a declared metric" for metric in self.ranges
+                  if metric not in self.metrics]
+        found += [f"range of {metric!r}: {low} > {high}" for metric, (low, high) in self.ranges.items() if low > high]
         if not (self.benchmarks and self.protocols and self.metrics and self.strategy_functions):
             found.append("benchmarks, protocols, metrics and strategy_functions must not be empty")
         if next(iter(self.protocols), "mlsbench") != "mlsbench":
@@ -92,6 +100,19 @@ class TaskSpec:
         found += [f"metric_notes: {metric!r} is not a declared metric" for metric in self.metric_notes
                   if metric not in self.metrics]
         return found
+
+    def out_of_range(self, metrics: Mapping[str, object]) -> str | None:
+        """Why a run's final metrics are impossible (the first declared metric that is not a finite number within
+        its range), None when all are possible."""
+        for metric, value in metrics.items():
+            if metric not in self.ranges:
+                continue
+            low, high = self.ranges[metric]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                return f"{metric}={value} is not a finite number"
+            if not low <= value <= high:
+                return f"{metric}={value:g} is outside its range [{low:g}, {high:g}]"
+        return None
 
     def headline_metric(self, benchmark: str, protocol: str) -> str | None:
         """The declared headline of one benchmark under one protocol, if the task names one."""

@@ -3,6 +3,8 @@
 The driver is `python -m optrepro.tasks.bilevel`.
 """
 
+import math
+
 from ..spec import FigureSpec, TaskSpec
 from .config import BENCHMARKS, DATASETS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
 
@@ -24,6 +26,12 @@ TASK = TaskSpec(
         "val_selected_test_accuracy": "higher", "val_selected_f1_score": "higher", "last_test_accuracy": "higher",
         "last_f1_score": "higher", "total_runtime_sec": "lower",
     },
+    # hyper-cleaning's accuracies and F1 scores are percentages, the cleaner's precision and recall fractions
+    ranges={**dict.fromkeys(("convergence_steps", "median_steps", "final_projected_grad", "final_residual",
+                             "runtime_sec", "total_runtime_sec"), (0, math.inf)),
+            **dict.fromkeys(("success_rate", "cleaner_precision", "cleaner_recall"), (0, 1)),
+            **dict.fromkeys(("test_accuracy", "f1_score", "val_selected_test_accuracy", "val_selected_f1_score",
+                             "last_test_accuracy", "last_f1_score"), (0, 100))},
     override_fields=OVERRIDE_FIELDS,
     parse_overrides=parse_overrides,
     resolve_config=resolve_config,

@@ -6,6 +6,8 @@ report but is never ranked (`ranking_exclusion`); a spend above the target under
 beside a ranked run (`caveat`).
 """
 
+import math
+
 from ..spec import FigureSpec, TaskSpec
 from .config import BENCHMARKS, DATASETS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
 
@@ -39,6 +41,8 @@ TASK = TaskSpec(
     protocols=PROTOCOLS,
     metrics={"score": "higher", "accuracy": "higher", "best_accuracy": "higher", "epsilon": "lower",
              "epsilon_rdp": "lower", "audit_ratio": "higher"},
+    ranges={"score": (0, 100), "accuracy": (0, 100), "best_accuracy": (0, 100),  # percentages
+            "epsilon": (0, math.inf), "epsilon_rdp": (0, math.inf), "audit_ratio": (0, math.inf)},
     override_fields=OVERRIDE_FIELDS,
     parse_overrides=parse_overrides,
     resolve_config=resolve_config,

@@ -1,5 +1,7 @@
 """Sparse parity with a 2-layer MLP (docs/tasks/parity.md); the driver is `python -m optrepro.tasks.parity`."""
 
+import math
+
 from ..spec import FigureSpec, TaskSpec
 from .config import BENCHMARKS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
 
@@ -9,6 +11,7 @@ TASK = TaskSpec(
     benchmarks=BENCHMARKS,
     protocols=PROTOCOLS,
     metrics={"test_accuracy": "higher", "test_accuracy_std": "lower", "mean_steps": "lower"},
+    ranges={"test_accuracy": (0, 1), "test_accuracy_std": (0, 1), "mean_steps": (0, math.inf)},
     override_fields=OVERRIDE_FIELDS,
     parse_overrides=parse_overrides,
     resolve_config=resolve_config,
