@@ -148,3 +148,17 @@ def test_a_value_outside_its_metrics_range_fails_the_run(tmp_path, monkeypatch):
     record = record_of(tmp_path / "run")
     assert record["status"] == "failed" and record["error"] == "accuracy=1.5 is outside its range [0, 1]"
     assert record["metrics"] == {"accuracy": 1.5}  # kept, for the reader; never ranked
+
+
+def test_a_run_for_which_auto_found_no_sandbox_is_recorded_as_unsandboxed(tmp_path, monkeypatch):
+    from optrepro.sandbox import UNSANDBOXED, unavailable
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bwrap-here"))  # as on a host without bubblewrap
+    unavailable.cache_clear()
+    try:
+        status, run_dir = run_job(tmp_path, GOOD_BODY)
+    finally:
+        unavailable.cache_clear()
+    record = record_of(run_dir)
+    assert status == 0 and record["status"] == "ok" and record["sandbox"] == UNSANDBOXED
+    assert "ran without a sandbox: bwrap is not installed (Debian package bubblewrap)" in record["notes"]

@@ -199,3 +199,16 @@ def test_a_task_this_checkout_does_not_know_is_summarised_without_declarations()
     summary = blank_missing_text(summarize(pd.DataFrame(rows), {}))
     assert set(summary["direction"]) == {""} and set(summary["excluded"]) == {""} and set(summary["caveat"]) == {""}
     assert cell(summary, "a")["mean"] == pytest.approx(0.65)
+
+
+def test_a_run_that_found_no_sandbox_keeps_its_numbers_but_is_never_ranked():
+    runs = make_runs()
+    runs["sandbox"] = "bwrap"
+    runs.loc[(runs.strategy == "wide") & (runs.seed == 2), "sandbox"] = "unsandboxed"
+    runs.loc[runs.strategy == "default", "sandbox"] = "none"  # the user's word: trusted, ranked
+    summary = blank_missing_text(summarize(runs, {"parity": "default"}))
+    wide = cell(summary, "wide")
+    assert wide["excluded"].startswith("ran without a sandbox (`sandbox: auto` found none)")
+    assert wide["excluded"].endswith("(seed 2)") and wide["n"] == 3  # its numbers kept
+    assert cell(summary, "default")["excluded"] == ""
+    assert math.isnan(wide["delta"]) and math.isnan(wide["p_value"])  # no comparison with the reference

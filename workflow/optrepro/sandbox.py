@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 
 MODES = ("auto", "bwrap", "none")
+# What a run's record says where `auto` found no sandbox: unlike `none` (the user's word that the strategies are
+# trusted), such a run is not ranked (report.summarize), since its strategy could have reached its numbers.
+UNSANDBOXED = "unsandboxed"
 SANDBOX_ENV = "OPTREPRO_SANDBOX"  # the mode, from the runner to the driver, which sandboxes the strategy's process
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # where `import optrepro` finds this package
@@ -78,9 +81,10 @@ def mounts(read_only: list[Path], writable: Path, hidden: list[Path] = ()) -> li
 
 def wrap(command: list[str], mode: str, writable: Path, read_only: list[Path], cuda: bool,
          cwd: Path, hidden: list[Path] = (), nested: bool = False) -> tuple[list[str], str, str | None]:
-    """The command to run, the sandbox it runs in (`bwrap` or `none`) and a note for the record when `auto`
-    fell back; raises SandboxError when `bwrap` was required and cannot run. `writable` is the one folder it may
-    write (a driver's run directory, a strategy's exchange folder); `hidden` folders appear empty."""
+    """The command to run, the sandbox it runs in (`bwrap`, `none`, or UNSANDBOXED where `auto` found none) and
+    a note for the record when `auto` fell back; raises SandboxError when `bwrap` was required and cannot run.
+    `writable` is the one folder it may write (a driver's run directory, a strategy's exchange folder); `hidden`
+    folders appear empty."""
     if mode not in MODES:
         raise SandboxError(f"unknown sandbox {mode!r}: expected one of {', '.join(MODES)}")
     if mode == "none":
@@ -89,7 +93,7 @@ def wrap(command: list[str], mode: str, writable: Path, read_only: list[Path], c
     if reason:
         if mode == "bwrap":
             raise SandboxError(f"sandbox bwrap required but unavailable: {reason}")
-        return command, "none", f"ran without a sandbox: {reason}"
+        return command, UNSANDBOXED, f"ran without a sandbox: {reason}"
     wrapped = [shutil.which("bwrap"), *isolation(cuda, nested), *mounts([*read_only, cwd], writable, hidden),
                "--chdir", str(cwd.resolve()), "--", *command]
     return wrapped, "bwrap", None

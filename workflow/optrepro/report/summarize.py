@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..collect import IDENTITY, PROVENANCE
 from ..files import write_csv_atomic
+from ..sandbox import UNSANDBOXED
 from ..tasks import find
 from .stats import seed_stats, welch_p
 
@@ -74,13 +75,26 @@ def with_seeds(found: dict[str, list[object]]) -> str:
     return "; ".join(f"{text} (seed {', '.join(map(str, seeds))})" for text, seeds in found.items() if text)
 
 
+def unsandboxed(run: dict) -> str:
+    """Why a run that ran without the sandbox it was meant to have may not be ranked ('' when it may)."""
+    if run.get("sandbox") != UNSANDBOXED:
+        return ""
+    return ("ran without a sandbox (`sandbox: auto` found none), so its strategy could have reached its numbers; "
+            "`sandbox: none` ranks the runs of trusted strategies")
+
+
 def judgements(task: str, ok: pd.DataFrame) -> dict[str, str]:
-    """The task's `ranking_exclusion` and `caveat` of a cell's ok runs, each text with its seeds."""
-    spec, result = find(task), {}
-    for column, judge in zip(JUDGEMENTS, (spec.ranking_exclusion, spec.caveat) if spec else (None, None)):
+    """Why a cell's ok runs may not be ranked (unsandboxed, or the task's `ranking_exclusion`) and the task's
+    `caveat` of them, each text with its seeds."""
+    spec = find(task)
+    judges = {"excluded": [unsandboxed, spec and spec.ranking_exclusion], "caveat": [spec and spec.caveat]}
+    result = {}
+    for column in JUDGEMENTS:
         found = {}
-        for _, run in ok.iterrows() if judge else ():
-            found.setdefault(judge(run.dropna().to_dict()), []).append(run["seed"])
+        for _, run in ok.iterrows():
+            fields = run.dropna().to_dict()
+            text = next((said for judge in judges[column] if judge and (said := judge(fields))), "")
+            found.setdefault(text, []).append(run["seed"])
         result[column] = with_seeds(found)
     return result
 
