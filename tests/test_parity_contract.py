@@ -235,3 +235,48 @@ def test_only_zeros_and_ones_are_packed(dtype):
         assert not all_binary(bad), value
         with pytest.raises(ValueError, match="only 0s and 1s"):
             pack_bits(bad)
+
+
+TEST_SET_THIEF = textwrap.dedent("""
+    def init_model(model, config):
+        pass
+
+    def make_dataset(secret, config, seed):
+        # the original's seeds: data seed·10 000 + i, test set seed·20 000 + i
+        return make_test_set(config, secret, (seed // 10_000) * 20_000 + seed % 10_000)
+
+    def get_optimizer_config(config):
+        return {'lr': 1e-3, 'wd': 0.0, 'beta1': 0.9, 'beta2': 0.99}
+    """)
+
+
+def test_under_corrected_a_strategy_cannot_train_on_the_test_set(tmp_path):
+    """mlsbench keeps the original's test seeds, which a strategy can derive and so train on the very test set;
+    corrected salts them with a number the driver draws per run and prints (never the strategy's to see)."""
+    from optrepro.tasks.parity.driver import configure
+
+    path = tmp_path / "thief.py"
+    path.write_text(TEST_SET_THIEF)
+    thief = DRIVER.load_strategy(path)
+
+    def prepared(protocol, salt=None):
+        args = SimpleNamespace(benchmark="n32-k8", protocol=protocol, smoke=False, test_salt=salt)
+        configured = configure(args, {"num_hidden_secrets": 2, "num_orderings": 1, "test_set_size": 64})
+        datasets, test_sets, _, _, _ = prepare_runs(thief, configured.config, 42, torch.device("cpu"),
+                                                    configured.test_salt)
+        trained_on_test = [torch.equal(unpack_bits(bits, 32, torch.float32)[:64], x)
+                           for (bits, _), (x, _) in zip(datasets, test_sets)]
+        return configured.test_salt, test_sets, trained_on_test
+
+    salt, _, stolen = prepared("mlsbench")
+    assert salt is None and stolen == [True, True]
+    first, salted, stolen = prepared("corrected")
+    assert first is not None and stolen == [False, False]
+    second, _, _ = prepared("corrected")
+    assert second != first  # drawn per run
+    again, replayed, _ = prepared("corrected", first)  # the record's salt reruns the run exactly
+    assert again == first and all(torch.equal(a[0], b[0]) for a, b in zip(salted, replayed))
+    config = resolve_config("n32-k8", "corrected")
+    assert task_config_fields(config, first)["test_salt"] == first and "test_salt" not in task_config_fields(config)
+    with pytest.raises(ValueError, match="--test-salt belongs to protocol corrected"):
+        prepared("mlsbench", 7)

@@ -9,6 +9,7 @@ line and its errors are the shared skeleton's (`optrepro.tasks.cli`).
 from __future__ import annotations
 
 import argparse
+import secrets
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -17,7 +18,7 @@ from ...metrics import emit
 from ...strategy import StrategyError, call_strategy
 from .. import cli
 from .batched import PreparedRun, pack_bits, train_batched
-from .config import DEFAULT_TASK, RunResult, TaskConfig, resolve_config
+from .config import DEFAULT_TASK, RunResult, TaskConfig, TaskConfigError, resolve_config
 from .core import (
     NAMES,
     build_model,
@@ -35,14 +36,23 @@ UNPRINTED_FIELDS = ("max_train_examples", "log_interval", "min_steps_before_stop
                     "early_stop_windows")
 
 
-def task_config_fields(config: TaskConfig) -> dict[str, object]:
-    """The original's fields, then every other field that differs from the benchmark's default."""
+def test_seed(seed: int, secret_index: int, test_salt: int | None) -> int:
+    """The seed of one secret's test set: the original's `seed·20 000 + i`, which a strategy can derive from the
+    seed it is given (and so train on the test set), or under `corrected` that mixed with a salt the driver draws
+    and the strategy never sees (TASK_CONFIG prints it, so the record keeps it and `--test-salt` reruns it)."""
+    original = seed * 20_000 + secret_index
+    return original if test_salt is None else (original + test_salt * 0x9E3779B97F4A7C15) % 2**63
+
+
+def task_config_fields(config: TaskConfig, test_salt: int | None = None) -> dict[str, object]:
+    """The original's fields, then every other field that differs from the benchmark's default, then the test
+    sets' salt (`corrected`)."""
     fields = {"N": config.n_features, "K": config.secret_size, "W": config.hidden_width,
               "num_hidden_secrets": config.num_hidden_secrets, "num_orderings": config.num_orderings,
               "test_set_size": config.test_set_size, "batch_size": config.batch_size, "max_steps": config.max_steps}
     fields.update({name: getattr(config, name) for name in UNPRINTED_FIELDS
                    if getattr(config, name) != getattr(DEFAULT_TASK, name)})
-    return fields
+    return fields if test_salt is None else {**fields, "test_salt": test_salt}
 
 
 @dataclass
@@ -100,8 +110,9 @@ def checked_dataset(strategy, raw, config: TaskConfig) -> tuple[torch.Tensor, to
     return bits[:config.max_train_examples], y[:config.max_train_examples], y.shape[0]
 
 
-def prepare_runs(strategy, config: TaskConfig, seed: int, device: torch.device):
-    """The original's per-secret and per-run start-up, in its order, without the training itself."""
+def prepare_runs(strategy, config: TaskConfig, seed: int, device: torch.device, test_salt: int | None = None):
+    """The original's per-secret and per-run start-up, in its order, without the training itself; the test sets
+    salted where `test_salt` is given."""
     secrets = sample_hidden_secrets(config, seed)
     datasets, test_sets, positive_rates, built_rows, runs = [], [], [], [], []
     for i, secret in enumerate(secrets):
@@ -111,7 +122,7 @@ def prepare_runs(strategy, config: TaskConfig, seed: int, device: torch.device):
         built_rows.append(rows)
         positive_rates.append(float(y.mean()))
         datasets.append((bits, y.to(torch.uint8)))
-        test_sets.append(make_test_set(config, secret, seed * 20_000 + i))
+        test_sets.append(make_test_set(config, secret, test_seed(seed, i, test_salt)))
         for j in range(config.num_orderings):
             set_global_seed(seed * 1_000_000 + i * 1_000 + j)
             model = build_model(config).to(device)
@@ -126,10 +137,11 @@ def prepare_runs(strategy, config: TaskConfig, seed: int, device: torch.device):
     return datasets, test_sets, positive_rates, built_rows, runs
 
 
-def run_benchmark(strategy, config: TaskConfig, seed: int, device: torch.device) -> dict[str, object]:
+def run_benchmark(strategy, config: TaskConfig, seed: int, device: torch.device,
+                  test_salt: int | None = None) -> dict[str, object]:
     """Print every METRICS line of one benchmark process; return the final metrics and per-run results."""
-    emit("TASK_CONFIG", task_config_fields(config))
-    datasets, test_sets, positive_rates, built_rows, runs = prepare_runs(strategy, config, seed, device)
+    emit("TASK_CONFIG", task_config_fields(config, test_salt))
+    datasets, test_sets, positive_rates, built_rows, runs = prepare_runs(strategy, config, seed, device, test_salt)
     outcomes = train_batched(runs, datasets, test_sets, config, device)
     results = []
     for k, (run, outcome) in enumerate(zip(runs, outcomes)):
@@ -154,12 +166,32 @@ def run_benchmark(strategy, config: TaskConfig, seed: int, device: torch.device)
     return {"config": asdict(config), "metrics": metrics, "results": [asdict(r) for r in results]}
 
 
-def add_smoke_argument(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="the original's smoke mode (small budgets)")
+    parser.add_argument("--test-salt", type=int, help="corrected: the test sets' salt (default: drawn at random; "
+                                                      "TASK_CONFIG prints it), to rerun a run exactly")
 
 
-def configure(args: argparse.Namespace, overrides: dict[str, object]) -> TaskConfig:
-    return resolve_config(args.benchmark, args.protocol, overrides, smoke=args.smoke)
+@dataclass(frozen=True)
+class Configured:
+    """What one benchmark process runs: the original's configuration (what strategies see) and the test sets'
+    salt, which they must not see (None under `mlsbench`, which keeps the original's test seeds)."""
+
+    config: TaskConfig
+    test_salt: int | None
+
+
+def configure(args: argparse.Namespace, overrides: dict[str, object]) -> Configured:
+    config = resolve_config(args.benchmark, args.protocol, overrides, smoke=args.smoke)
+    if args.protocol == "mlsbench":
+        if args.test_salt is not None:
+            raise TaskConfigError("--test-salt belongs to protocol corrected (mlsbench keeps the original's seeds)")
+        return Configured(config, None)
+    return Configured(config, secrets.randbits(62) if args.test_salt is None else args.test_salt)
+
+
+def run_configured(strategy, configured: Configured, seed: int, device: torch.device) -> dict[str, object]:
+    return run_benchmark(strategy, configured.config, seed, device, configured.test_salt)
 
 
 def strategy_namespace() -> dict[str, object]:
@@ -167,8 +199,8 @@ def strategy_namespace() -> dict[str, object]:
     return {**NAMES, "run_benchmark": run_benchmark, "parse_args": parse_args, "main": main}
 
 
-DRIVER = cli.Driver("parity", strategy_namespace, run_benchmark,
-                    add_arguments=add_smoke_argument, configure=configure, separate_process=True,
+DRIVER = cli.Driver("parity", strategy_namespace, run_configured,
+                    add_arguments=add_arguments, configure=configure, separate_process=True,
                     accepted_results=(PackedInputs,), compact_result=compact_result)
 
 
