@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -55,14 +56,18 @@ class Listener:
             connection.close()
 
 
+def runner_command(workdir: Path, source: str, *extra: str) -> list[str]:
+    """The real runner's command line on a parity strategy (written to `workdir`/s.py), as the train rule's."""
+    (workdir / "s.py").write_text(source)
+    return [sys.executable, "-m", "optrepro.runner", "--task", "parity", "--benchmark", "n32-k8", "--protocol",
+            "mlsbench", "--strategy", str(workdir / "s.py"), "--seed", "3", "--device", "cpu", "--scale",
+            "tiny", *TINY, "--config", '{"scale": "tiny"}', "--data-root", "data", "--time-limit", "600",
+            "--run-dir", RUN, *extra]
+
+
 def runner(workdir: Path, source: str, *extra: str, **popen) -> subprocess.Popen:
     """The real runner on a parity strategy, from `workdir` as the train rule runs it."""
-    (workdir / "s.py").write_text(source)
-    command = [sys.executable, "-m", "optrepro.runner", "--task", "parity", "--benchmark", "n32-k8", "--protocol",
-               "mlsbench", "--strategy", str(workdir / "s.py"), "--seed", "3", "--device", "cpu", "--scale",
-               "tiny", *TINY, "--config", '{"scale": "tiny"}', "--data-root", "data", "--time-limit", "600",
-               "--run-dir", RUN, *extra]
-    return subprocess.Popen(command, cwd=workdir, env=dict(os.environ),
+    return subprocess.Popen(runner_command(workdir, source, *extra), cwd=workdir, env=dict(os.environ),
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -93,6 +98,46 @@ def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault):
     assert not Path("/tmp", marker).exists()
     assert listener.accepted == 0
     listener.socket.close()
+
+
+# A daemon made the classic way: a child that starts a session of its own and forks again, then exits, so that
+# the grandchild's parent is gone (init, or the nearest subreaper, adopts it).
+DOUBLE_FORK = ("subprocess.run([sys.executable, '-c', 'import os, time\\nif os.fork() == 0:\\n    os.setsid()\\n"
+               "    if os.fork() == 0:\\n        time.sleep(999)\\n    os._exit(0)\\n', '{marker}']); ")
+
+
+@pytest.mark.parametrize("leaves", ["daemon", "double-fork"])
+def test_without_a_sandbox_nothing_a_run_started_outlives_it(tmp_path, leaves):
+    """Without bubblewrap's process namespace, the runner is the subreaper of everything below it and ends what
+    is left when the driver ends: a child in a session of its own, and a double-forked daemon (init's orphan
+    otherwise)."""
+    marker = f"optrepro-leftover-{tmp_path.name}"
+    if leaves == "daemon":
+        source = next(f for f in RUNNER_FAULTS if f.id == "daemon").text(run_dir="", other="", marker=marker, port="")
+    else:
+        source = strategy(DOUBLE_FORK.format(marker=marker) + GOOD_DATA)
+    (tmp_path / RUN).mkdir(parents=True)
+    process = runner(tmp_path, source, "--sandbox", "none")
+    assert process.wait(timeout=900) == 0, process.stderr.read()
+    assert json.loads((tmp_path / RUN / "record.json").read_text())["status"] == "ok"
+    assert gone(marker)
+
+
+def test_a_runner_whose_shell_is_killed_outright_ends_too(tmp_path):
+    """kill -9 of a job's shell (no signal reaches the runner): the kernel ends the runner, and with it its
+    driver, so that no late record appears for a job Snakemake already counts as failed."""
+    (tmp_path / RUN).mkdir(parents=True)
+    inner = runner_command(tmp_path, strategy("time.sleep(999)"))
+    shell = subprocess.Popen(["bash", "-c", " ".join(map(shlex.quote, inner)) + "; true"], cwd=tmp_path,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600  # a safety net
+    while not processes_with(str(tmp_path / "s.py")) or len(processes_with(str(tmp_path / "s.py"))) < 3:
+        assert time.monotonic() < deadline, "runner, driver and strategy never all started"
+        time.sleep(0.1)
+    shell.kill()
+    shell.wait()
+    assert gone(str(tmp_path / "s.py"))
+    assert not (tmp_path / RUN / "record.json").exists()
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 128 + signal.SIGTERM),

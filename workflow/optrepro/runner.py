@@ -48,10 +48,12 @@ from .sandbox import (
     MODES,
     SANDBOX_ENV,
     SandboxError,
+    become_subreaper,
     child_env,
     code_paths,
     death_reason,
     die_with_parent,
+    end_descendants,
     unwrapped_status,
     wrap,
 )
@@ -182,7 +184,9 @@ def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: f
     return Outcome(unwrapped_status(returncode, sandboxed), stderr_lines, timed_out)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, end_leftovers: bool = False) -> int:
+    """One run, its record written last; `end_leftovers` (the command line's): before that, end every process
+    the run left (this process is then their subreaper, so double-forked daemons too)."""
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     command = driver_command(args)
@@ -206,9 +210,13 @@ def run(args: argparse.Namespace) -> int:
         try:
             outcome = run_driver(wrapped, log_tmp, args.data_root, args.time_limit, sandbox == "bwrap", args.sandbox)
         except Stopped as stopped:
+            if end_leftovers:
+                end_descendants()
             log_tmp.unlink(missing_ok=True)
             print(f"runner stopped by {stopped}: driver ended, no record written", file=sys.stderr)
             return 128 + stopped.signum
+    if end_leftovers:
+        end_descendants()  # nothing the run started may touch its record after this
     wall = time.monotonic() - start_clock
     returncode = outcome.returncode
     log_text = log_tmp.read_text()
@@ -261,9 +269,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main() -> int:
+    parent = os.getppid()
+    die_with_parent()  # a job's shell killed outright (kill -9) takes the runner along: no late record
+    if os.getppid() != parent:
+        return 128 + signal.SIGKILL  # the parent was gone before that took hold
+    become_subreaper()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
-    return run(parse_args())
+    return run(parse_args(), end_leftovers=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ with a note in the record (many clusters do not allow user namespaces);
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -29,7 +30,7 @@ MODES = ("auto", "bwrap", "none")
 # trusted), such a run is not ranked (report.summarize), since its strategy could have reached its numbers.
 UNSANDBOXED = "unsandboxed"
 SANDBOX_ENV = "OPTREPRO_SANDBOX"  # the mode, from the runner to the driver, which sandboxes the strategy's process
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # where `import optrepro` finds this package
 NOBODY = "65534"
 PROBE_TIMEOUT_S = 30
@@ -119,6 +120,39 @@ def die_with_parent() -> None:
     """In the child before exec: the kernel sends SIGKILL when its parent (the runner, the driver) dies, however
     it dies (Linux)."""
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def become_subreaper() -> None:
+    """Orphans below this process (a double-forked daemon whose parent exited) become its children instead of
+    init's, so that end_descendants finds them."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def children() -> set[int]:
+    """The live child processes of this one, from /proc (zombies left out: only reaping ends them)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (OSError, ValueError):
+            continue
+        state, ppid = stat.rpartition(")")[2].split()[:2]  # after the command's name, which may hold spaces
+        if int(ppid) == os.getpid() and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def end_descendants() -> None:
+    """SIGKILL every process still below this one, and reap it: what a run started does not outlive it."""
+    while pids := children():
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
 
 
 def undumpable() -> None:
