@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from optrepro.runner import parse_args, run
@@ -113,32 +114,28 @@ def test_whatever_sits_at_the_records_names_the_runner_writes_its_own_files(tmp_
     assert not (tmp_path / "elsewhere").exists()
 
 
-def test_final_metrics_named_like_table_columns_fail_the_run():
-    from optrepro.runner import reserved_metrics
-
-    assert reserved_metrics({"test_accuracy": 0.9, "score": 0.9}) is None
-    assert reserved_metrics({"status": "ok", "host": "x", "test_accuracy": 1.0}) == (
-        "metric names that are runs.csv columns: host, status")
-
-
 IMPOSSIBLE_TASK = '''
 from optrepro import metrics
 from optrepro.tasks import cli, scale
 from optrepro.tasks.spec import TaskSpec
 
-TASK = TaskSpec(name="impossible", summary="prints an accuracy of 1.5", benchmarks={"b": {}},
+TASK = TaskSpec(name="impossible", summary="prints impossible final metrics", benchmarks={"b": {}},
                 protocols={"mlsbench": {}}, metrics={"accuracy": "higher"}, ranges={"accuracy": (0, 1)},
                 override_fields=(), parse_overrides=lambda items: scale.parse_overrides(items, {}),
                 resolve_config=lambda benchmark, protocol, overrides=None: {},
                 job_resources=lambda benchmark, protocol, items: {"mem_mb": 100, "runtime": 1},
                 driver="optrepro_task_impossible", strategy_functions=("f",), original_names=())
 DRIVER = cli.Driver("impossible", dict, lambda strategy, config, seed, device: metrics.emit(
-    "FINAL_METRICS", {"accuracy": 1.5}))
+    "FINAL_METRICS", {printed}))
 '''
 
 
-def test_a_value_outside_its_metrics_range_fails_the_run(tmp_path, monkeypatch):
-    (tmp_path / "impossible.py").write_text(IMPOSSIBLE_TASK)
+@pytest.mark.parametrize("printed, error", [
+    ({"accuracy": 1.5}, "accuracy=1.5 is outside its range [0, 1]"),
+    ({"accuracy": 0.5, "status": "ok", "host": "x"}, "metric names that are runs.csv columns: host, status")])
+def test_final_metrics_that_are_impossible_or_named_like_table_columns_fail_the_run(tmp_path, monkeypatch, printed,
+                                                                                     error):
+    (tmp_path / "impossible.py").write_text(IMPOSSIBLE_TASK.replace("{printed}", repr(printed)))
     (tmp_path / "s.py").write_text("def f():\n    pass\n")
     monkeypatch.setenv("OPTREPRO_TASKS", f"impossible={tmp_path / 'impossible.py'}")
     args = ["--task", "impossible", "--benchmark", "b", "--protocol", "mlsbench", "--strategy",
@@ -146,8 +143,8 @@ def test_a_value_outside_its_metrics_range_fails_the_run(tmp_path, monkeypatch):
             "--time-limit", "600", "--run-dir", str(tmp_path / "run")]
     assert run(parse_args(args)) == 0
     record = record_of(tmp_path / "run")
-    assert record["status"] == "failed" and record["error"] == "accuracy=1.5 is outside its range [0, 1]"
-    assert record["metrics"] == {"accuracy": 1.5}  # kept, for the reader; never ranked
+    assert record["status"] == "failed" and record["error"] == error
+    assert record["metrics"] == printed  # kept, for the reader; never ranked
 
 
 def test_a_run_for_which_auto_found_no_sandbox_is_recorded_as_unsandboxed(tmp_path, monkeypatch):

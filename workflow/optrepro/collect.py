@@ -49,6 +49,13 @@ def package_versions(packages: dict[str, str | None]) -> str:
     return " ".join(f"{name}={version or '-'}" for name, version in sorted(packages.items()))
 
 
+def column_clashes(metrics: dict[str, object]) -> str | None:
+    """Why a run's final metrics cannot be tabled: names of runs.csv's own columns (a run printing `status=ok`
+    must not overwrite its status). The runner fails such runs; collect fails a record written otherwise."""
+    clashes = sorted(set(metrics) & set(RUN_COLUMNS))
+    return f"metric names that are runs.csv columns: {', '.join(clashes)}" if clashes else None
+
+
 def run_row(record: dict, run_dir: Path) -> dict[str, object]:
     row = {key: record.get(key) for key in IDENTITY}
     row.update({
@@ -62,9 +69,8 @@ def run_row(record: dict, run_dir: Path) -> dict[str, object]:
         "start": record.get("start"), "end": record.get("end"), "run_dir": str(run_dir),
         "notes": "; ".join(record.get("notes", [])), "sandbox": record.get("sandbox", ""),
     })
-    clashes = sorted(set(record["metrics"]) & set(row))
-    if clashes:  # the runner fails such runs; a record written otherwise is still not allowed to overwrite columns
-        return {**row, "status": "failed", "error": f"metric names that are runs.csv columns: {', '.join(clashes)}"}
+    if clash := column_clashes(record["metrics"]):
+        return {**row, "status": "failed", "error": clash}
     row.update(record["metrics"])
     return row
 
@@ -73,12 +79,12 @@ def unreadable_row(run_dir: Path, error: Exception) -> dict[str, object]:
     """The failed row of a run folder whose record or log cannot be read: its identity from the folder's path
     (results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}), the scale unknown."""
     parts = run_dir.parts[-5:]
-    identity = dict(zip(IDENTITY, [*parts[:4], parts[4].removeprefix("seed"), "unknown"])) if len(parts) == 5 else {}
-    seed = identity.get("seed", "")
-    identity["seed"] = int(seed) if str(seed).isdigit() else seed
-    reason = f"unreadable run folder: {type(error).__name__}: {error}"
-    return {**{key: identity.get(key, "") for key in IDENTITY}, **{key: "" for key in PROVENANCE},
-            "status": "failed", "error": reason, "run_dir": str(run_dir)}
+    task, protocol, benchmark, strategy, seed = parts if len(parts) == 5 else ("",) * 5
+    seed = seed.removeprefix("seed")
+    identity = dict(zip(IDENTITY, (task, protocol, benchmark, strategy, int(seed) if seed.isdigit() else seed,
+                                   "unknown")))
+    return {**identity, **dict.fromkeys(PROVENANCE, ""), "status": "failed", "run_dir": str(run_dir),
+            "error": f"unreadable run folder: {type(error).__name__}: {error}"}
 
 
 def curve_rows(record: dict, log_text: str) -> list[dict[str, object]]:
@@ -107,7 +113,7 @@ def collect(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
             row, points = unreadable_row(run_dir, error), []
         runs.append(row)
         curves.extend(points)
-    runs_table = pd.DataFrame(runs, columns=None if runs else IDENTITY + PROVENANCE)
+    runs_table = pd.DataFrame(runs, columns=None if runs else RUN_COLUMNS)
     curves_table = pd.DataFrame(curves, columns=CURVE_COLUMNS)
     return runs_table.sort_values(IDENTITY, kind="stable"), curves_table
 

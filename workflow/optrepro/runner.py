@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .collect import RUN_COLUMNS
+from .collect import column_clashes
 from .data.manifest import DATA_ROOT_ENV, DataError, hashes_now, read_status, status_path
 from .device import DEVICE_ENV, REQUESTS, device_from_stderr, uses_cuda
 from .files import clear, write_json_atomic
@@ -105,13 +105,6 @@ def failure_reason(returncode: int, stderr_lines: list[str], has_metrics: bool) 
     return None if has_metrics else "driver printed no FINAL_METRICS/TEST_METRICS line"
 
 
-def reserved_metrics(metrics: dict[str, object]) -> str | None:
-    """Why a run's final metrics cannot be tabled: names of runs.csv's own columns (a run printing `status=ok`
-    must not overwrite its status)."""
-    clashes = sorted(set(metrics) & set(RUN_COLUMNS))
-    return f"metric names that are runs.csv columns: {', '.join(clashes)}" if clashes else None
-
-
 def end_group(process: subprocess.Popen) -> None:
     """SIGTERM to the driver's whole process group, SIGKILL after GRACE_S; waits for the driver."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
@@ -132,7 +125,8 @@ def unavailable_data(data_root: str, datasets: list[str]) -> str | None:
     it; None when all are ready. A dataset fetched by hand (`python -m optrepro.data fetch` without `--status`)
     has no status file: its manifest alone decides."""
     for name in datasets:
-        status = read_status(status_path(data_root, name)) if status_path(data_root, name).exists() else {}
+        path = status_path(data_root, name)
+        status = read_status(path) if path.exists() else {}
         if status.get("status", "ok") != "ok":
             return f"dataset {name} unavailable: {status.get('error')}"
         try:
@@ -227,7 +221,7 @@ def run(args: argparse.Namespace, end_leftovers: bool = False) -> int:
         error = f"timed out after {args.time_limit:g} s"
     else:
         error = (death_reason(returncode) or failure_reason(returncode, outcome.stderr_lines, bool(metrics))
-                 or divergence(parsed) or reserved_metrics(metrics) or get(args.task).out_of_range(metrics))
+                 or divergence(parsed) or column_clashes(metrics) or get(args.task).out_of_range(metrics))
     identity = {"task": args.task, "benchmark": args.benchmark, "strategy": Path(args.strategy).stem,
                 "seed": args.seed, "protocol": args.protocol, "scale": args.scale}
     data_hashes, data_notes = ({}, []) if missing_data else data_after_run(args.data_root, args.datasets)
