@@ -1,6 +1,7 @@
 """Fixtures shared by several test modules."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,38 @@ def data_root(tmp_path_factory):
 def mnist_root(data_root):
     """The MNIST folder itself (holding MNIST/raw)."""
     return data_root / "mnist"
+
+
+# The two hosts without bubblewrap a run can meet: one with util-linux's unshare and setpriv (it is confined
+# instead, optrepro.confine), one with neither (it runs bare). Both record the run `unsandboxed`.
+WITHOUT_BWRAP = {"confined": ("bwrap",), "bare": ("bwrap", "unshare", "setpriv")}
+
+
+
+def path_without(folder: Path, programs: tuple[str, ...]) -> str:
+    """A PATH as on a host without `programs`: a `folder` of links to every other program on this PATH."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for directory in os.environ["PATH"].split(os.pathsep):
+        for program in Path(directory).glob("*") if Path(directory).is_dir() else ():
+            link = folder / program.name
+            if program.name not in programs and not link.exists() and os.access(program, os.X_OK):
+                link.symlink_to(program)
+    return str(folder)
+
+
+@pytest.fixture
+def host_path(request):
+    """PATH on the host `request.param` names: `bwrap` (this one), or one of WITHOUT_BWRAP; this process's own
+    probes forgotten before and after, so that they try again. The links live in the environment (sys.prefix),
+    which every sandbox shows read-only, so that a confined process finds its programs as on such a host."""
+    from optrepro.sandbox import unavailable, unconfinable
+
+    if request.param == "bwrap":
+        path = os.environ["PATH"]
+    else:
+        path = path_without(Path(sys.prefix) / f"test-path-{request.param}", WITHOUT_BWRAP[request.param])
+    for probe in (unavailable, unconfinable):
+        probe.cache_clear()
+    yield path
+    for probe in (unavailable, unconfinable):
+        probe.cache_clear()

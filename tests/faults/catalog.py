@@ -30,6 +30,9 @@ def strategy(body: str = GOOD_DATA, init: str = "pass", header: str = HEADER) ->
             f"def make_dataset(secret, config, seed):\n    {body}\n\n" + OPTIMIZER)
 
 
+SAME = object()  # a Fault's outcome where bubblewrap cannot run: the same as with it
+
+
 @dataclass(frozen=True)
 class Fault:
     id: str
@@ -38,6 +41,17 @@ class Fault:
     error: str | None  # regex the record's error must match from its start; None: the run is ok
     sees: str  # what the user sees, for docs/failures.md
     time_limit: float | None = None
+    # Where bubblewrap cannot run (tests.conftest.WITHOUT_BWRAP): the record's error there, where it differs, and
+    # the one containment check (test_fault_runner.CONTAINED) that a bare host, with nothing to confine the
+    # strategy, does not pass; the test asserts that it indeed got through.
+    confined_error: str | None | object = SAME
+    bare_error: str | None | object = SAME
+    bare_escape: str | None = None
+
+    def expected_error(self, host: str) -> str | None:
+        """The record's error on `host` (bwrap, confined or bare), as a regex; None: the run is ok."""
+        error = {"bwrap": self.error, "confined": self.confined_error, "bare": self.bare_error}[host]
+        return self.error if error is SAME else error
 
     def text(self, **values: str) -> str:
         """The strategy file with its placeholders filled in."""
@@ -83,23 +97,25 @@ RUNNER_FAULTS = [
     Fault("nan-weights", strategy(init="torch.nn.init.constant_(model[0].weight, float('nan'))"),
           r"diverged: loss nan at step 1", "failed run `diverged: loss nan at step 1 (...)`, numbers kept, unranked"),
     Fault("rewrite-other-record", strategy("open('{other}/record.json', 'w').write('forged'); " + GOOD_DATA),
-          r".*make_dataset raised FileNotFoundError", "failed run; to the strategy `results/` is an empty folder"),
+          r".*make_dataset raised FileNotFoundError", "failed run; to the strategy `results/` is an empty folder",
+          bare_error=None, bare_escape="other-record"),
     Fault("write-repository", strategy("import optrepro; open(os.path.join(os.path.dirname(optrepro.__file__), "
                                        "'planted_{marker}.py'), 'w'); " + GOOD_DATA),
           r".*make_dataset raised (PermissionError|OSError).*(Read-only file system|Permission denied)",
-          "failed run; nothing is written outside the run directory"),
+          "failed run; nothing is written outside the run directory", bare_error=None, bare_escape="repository"),
     Fault("shell-command", strategy("os.system('touch /tmp/{marker}'); " + GOOD_DATA), None,
-          "ok run; the command ran in the sandbox's private /tmp, nothing outside changed"),
+          "ok run; the command ran in the sandbox's private /tmp, nothing outside changed", bare_escape="tmp"),
     Fault("network", strategy("socket.create_connection(('127.0.0.1', {port}), timeout=5); " + GOOD_DATA),
           r".*make_dataset raised (ConnectionRefusedError|OSError)",
-          "failed run; no connection leaves the sandbox (no network)"),
+          "failed run; no connection leaves the sandbox (no network)", bare_error=None, bare_escape="network"),
     Fault("daemon", strategy("subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(999)', "
                              "'{marker}'], start_new_session=True); " + GOOD_DATA), None,
           "ok run; the daemon it left ends with the run (its own process tree)"),
     Fault("forge-own-files", strategy("open('{run_dir}/record.json', 'w').write('forged'); "
                                       "open('{run_dir}/run.log', 'w').write('FINAL_METRICS test_accuracy=1.0'); "
                                       + GOOD_DATA), r".*make_dataset raised FileNotFoundError",
-          "failed run: its run directory is out of the strategy's reach (the runner writes both files last anyway)"),
+          "failed run: its run directory is out of the strategy's reach (the runner writes both files last anyway)",
+          confined_error=None, bare_error=None),
 ]
 
 

@@ -19,13 +19,14 @@ import pytest
 from catalog import FORGED, GOOD_DATA, RUNNER_FAULTS, gone, processes_with, strategy
 
 import optrepro
-from optrepro.sandbox import unavailable
+from optrepro.sandbox import UNSANDBOXED, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--set", "num_hidden_secrets=1", "--set", "num_orderings=1", "--set", "max_steps=5",
         "--set", "test_set_size=32"]
 RUN = "results/runs/parity/mlsbench/n32-k8/s/seed3"
 OTHER = "results/runs/parity/mlsbench/n32-k8/other/seed3"
+HOSTS = ["bwrap", "confined", "bare"]  # the `host_path` fixture's (tests/conftest.py)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -65,39 +66,62 @@ def runner_command(workdir: Path, source: str, *extra: str) -> list[str]:
             "--run-dir", RUN, *extra]
 
 
-def runner(workdir: Path, source: str, *extra: str, **popen) -> subprocess.Popen:
-    """The real runner on a parity strategy, from `workdir` as the train rule runs it."""
-    return subprocess.Popen(runner_command(workdir, source, *extra), cwd=workdir, env=dict(os.environ),
+def runner(workdir: Path, source: str, *extra: str, path: str | None = None, **popen) -> subprocess.Popen:
+    """The real runner on a parity strategy, from `workdir` as the train rule runs it (with `path` as PATH)."""
+    env = dict(os.environ, PATH=path or os.environ["PATH"])
+    return subprocess.Popen(runner_command(workdir, source, *extra), cwd=workdir, env=env,
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
+@pytest.mark.parametrize("host_path", HOSTS, indirect=True)
 @pytest.mark.parametrize("fault", RUNNER_FAULTS, ids=[fault.id for fault in RUNNER_FAULTS])
-def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault):
+def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault, host_path, request):
+    """Every fault on every kind of host: the outcome the catalog states, and everything contained but what
+    a bare host cannot contain (`bare_escape`), which is shown to get through there: such a run is never ranked."""
+    host = request.node.callspec.params["host_path"]
+    if host == "confined" and (reason := confinement_unavailable()):
+        pytest.skip(reason)
     other = tmp_path / OTHER
     other.mkdir(parents=True)
     (other / "record.json").write_text('{"status": "ok"}')
     (tmp_path / RUN).mkdir(parents=True)
     marker, listener = f"optrepro-fault-{tmp_path.name}", Listener()
+    planted = Path(optrepro.__file__).parent / f"planted_{marker}.py"
     source = fault.text(run_dir=str(tmp_path / RUN), other=str(other), marker=marker, port=str(listener.port))
     extra = ["--time-limit", str(fault.time_limit)] if fault.time_limit else []
-    process = runner(tmp_path, source, *extra)
-    assert process.wait(timeout=900) == 0, process.stderr.read()
-    record = json.loads((tmp_path / RUN / "record.json").read_text())
-    assert record["sandbox"] == "bwrap"
-    if fault.error is None:
-        assert record["status"] == "ok", record["error"]
-        assert record["metrics"]["num_runs"] == 1
-        assert (tmp_path / RUN / "run.log").read_text().startswith("TASK_CONFIG")
-    else:
-        assert record["status"] == "failed" and re.match(fault.error, record["error"]), record["error"]
-    # Contained: nothing the strategy did reached outside its run.
-    assert FORGED not in (tmp_path / RUN / "run.log").read_text()
-    assert gone(marker)
-    assert (other / "record.json").read_text() == '{"status": "ok"}'
-    assert not Path(optrepro.__file__).parent.joinpath(f"planted_{marker}.py").exists()
-    assert not Path("/tmp", marker).exists()
-    assert listener.accepted == 0
-    listener.socket.close()
+    try:
+        process = runner(tmp_path, source, *extra, path=host_path)
+        assert process.wait(timeout=900) == 0, process.stderr.read()
+        record = json.loads((tmp_path / RUN / "record.json").read_text())
+        assert record["sandbox"] == ("bwrap" if host == "bwrap" else UNSANDBOXED)
+        error = fault.expected_error(host)
+        if error is None:
+            assert record["status"] == "ok", record["error"]
+            assert record["metrics"]["num_runs"] == 1
+            assert (tmp_path / RUN / "run.log").read_text().startswith("TASK_CONFIG")
+        else:
+            assert record["status"] == "failed" and re.match(error, record["error"]), record["error"]
+        assert FORGED not in (tmp_path / RUN / "run.log").read_text()
+        assert gone(marker)
+        contained = {"other-record": (other / "record.json").read_text() == '{"status": "ok"}',
+                     "repository": not planted.exists(), "tmp": not Path("/tmp", marker).exists(),
+                     "network": listener.accepted == 0}
+        escaped = fault.bare_escape if host == "bare" else None
+        assert contained == {check: check != escaped for check in contained}
+    finally:
+        planted.unlink(missing_ok=True)
+        Path("/tmp", marker).unlink(missing_ok=True)
+        listener.socket.close()
+
+
+def confinement_unavailable() -> str | None:
+    """Why unshare cannot confine a run on this host (None where it can); CI must have it."""
+    from optrepro.sandbox import unconfinable
+
+    reason = unconfinable()
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"CI must run the confined tests: {reason}")
+    return reason
 
 
 # A daemon made the classic way: a child that starts a session of its own and forks again, then exits, so that

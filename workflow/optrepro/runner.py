@@ -32,16 +32,18 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import IO
 
 from .collect import column_clashes
 from .data.manifest import DATA_ROOT_ENV, DataError, hashes_now, read_status, status_path
 from .device import DEVICE_ENV, REQUESTS, device_from_stderr, uses_cuda
-from .files import clear, write_json_atomic
+from .files import clear, write_json_atomic, write_text_atomic
 from .metrics import divergence, final_metrics, parse_log, truncations
 from .provenance import run_record
 from .sandbox import (
@@ -54,6 +56,7 @@ from .sandbox import (
     death_reason,
     die_with_parent,
     end_descendants,
+    undumpable,
     unwrapped_status,
     wrap,
 )
@@ -149,32 +152,31 @@ def data_after_run(data_root: str, datasets: list[str]) -> tuple[dict[str, str],
     return hashes, notes
 
 
-def run_driver(command: list[str], log_path: Path, data_root: str, time_limit: float, sandboxed: bool,
+def run_driver(command: list[str], stdout: IO[str], data_root: str, time_limit: float, sandboxed: bool,
                sandbox_mode: str) -> Outcome:
-    """Run the driver with stdout to `log_path`, its stderr to the job log (and returned), for at most
+    """Run the driver with stdout to `stdout`, its stderr to the job log (and returned), for at most
     `time_limit` seconds; raises Stopped, after ending the driver's group, when this script is told to stop."""
     env = child_env(**{DATA_ROOT_ENV: str(Path(data_root).resolve()), DEVICE_ENV: "1", SANDBOX_ENV: sandbox_mode})
     stderr_lines: list[str] = []
-    with open(log_path, "w") as stdout:
-        process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
-                                   start_new_session=True, preexec_fn=die_with_parent)
+    process = subprocess.Popen(command, stdout=stdout, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True, preexec_fn=die_with_parent)
 
-        def pump() -> None:  # pass stderr through to the job log, keep it for the record
-            for line in process.stderr:
-                sys.stderr.write(line)
-                stderr_lines.append(line.rstrip("\n"))
+    def pump() -> None:  # pass stderr through to the job log, keep it for the record
+        for line in process.stderr:
+            sys.stderr.write(line)
+            stderr_lines.append(line.rstrip("\n"))
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            returncode, timed_out = process.wait(timeout=time_limit), False
-        except subprocess.TimeoutExpired:
-            end_group(process)
-            returncode, timed_out = process.returncode, True
-        except Stopped:
-            end_group(process)
-            raise
-        reader.join(timeout=GRACE_S)
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        returncode, timed_out = process.wait(timeout=time_limit), False
+    except subprocess.TimeoutExpired:
+        end_group(process)
+        returncode, timed_out = process.returncode, True
+    except Stopped:
+        end_group(process)
+        raise
+    reader.join(timeout=GRACE_S)
     return Outcome(unwrapped_status(returncode, sandboxed), stderr_lines, timed_out)
 
 
@@ -185,35 +187,35 @@ def run(args: argparse.Namespace, end_leftovers: bool = False) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     command = driver_command(args)
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
-    # Beside the run directory, not in it: the sandboxed driver may write its run directory, never its log.
-    log_tmp = run_dir.parent / f".{run_dir.name}.run.log.tmp"
+    # A file without a name (and this process is not dumpable): the driver writes it through its stdout only,
+    # and nothing it starts can find it, sandbox or not; its run directory, which it may write, is not trusted.
+    log = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="optrepro-run-log-")
     missing_data = unavailable_data(args.data_root, args.datasets)
     sandbox, sandbox_note = "none", None
     try:
         read_only = [Path(args.strategy), *code_paths(*external_files(args.task)),
                      *([Path(args.data_root)] if args.datasets else [])]
-        wrapped, sandbox, sandbox_note = wrap(command, args.sandbox, run_dir, read_only,
-                                              uses_cuda(args.device),
-                                              Path.cwd())
+        wrapped, sandbox, sandbox_note = wrap(command, args.sandbox, run_dir, read_only, uses_cuda(args.device),
+                                              Path.cwd(), hidden=[Path.cwd() / "results"])
     except SandboxError as error:
         missing_data = missing_data or str(error)
     if missing_data:  # a failed fetch (or a sandbox that cannot run) is this run's result; the driver does not start
-        log_tmp.write_text("")
         outcome = Outcome(0, [f"ERROR: {missing_data}"])
     else:
         try:
-            outcome = run_driver(wrapped, log_tmp, args.data_root, args.time_limit, sandbox == "bwrap", args.sandbox)
+            outcome = run_driver(wrapped, log, args.data_root, args.time_limit, sandbox == "bwrap", args.sandbox)
         except Stopped as stopped:
             if end_leftovers:
                 end_descendants()
-            log_tmp.unlink(missing_ok=True)
             print(f"runner stopped by {stopped}: driver ended, no record written", file=sys.stderr)
             return 128 + stopped.signum
     if end_leftovers:
         end_descendants()  # nothing the run started may touch its record after this
     wall = time.monotonic() - start_clock
     returncode = outcome.returncode
-    log_text = log_tmp.read_text()
+    log.seek(0)
+    log_text = log.read()
+    log.close()
     parsed = parse_log(log_text)
     metrics = final_metrics(parsed)
     task_config = next((line.fields for line in parsed if line.kind == "TASK_CONFIG"), None)
@@ -233,7 +235,7 @@ def run(args: argparse.Namespace, end_leftovers: bool = False) -> int:
         notes=truncations(parsed) + data_notes + ([sandbox_note] if sandbox_note else []), sandbox=sandbox)
     for name in OUTPUTS:  # the runner's own files, whatever a run left at their names (a folder, a link)
         clear(run_dir / name)
-    os.replace(log_tmp, run_dir / "run.log")
+    write_text_atomic(run_dir / "run.log", log_text)
     write_json_atomic(run_dir / "record.json", record)
     print(f"{record['status']}: {args.task}/{args.protocol}/{args.benchmark}/{record['strategy']}/seed{args.seed}"
           f" in {wall:.1f}s" + (f" ({error})" if error else ""), file=sys.stderr)
@@ -268,6 +270,7 @@ def main() -> int:
     if os.getppid() != parent:
         return 128 + signal.SIGKILL  # the parent was gone before that took hold
     become_subreaper()
+    undumpable()  # what it holds (the driver's log) is out of reach of the driver's processes through /proc
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
     return run(parse_args(), end_leftovers=True)

@@ -8,9 +8,12 @@ unprivileged user ID (nobody) in a user namespace. Parity and bilevel
 strategies run in a second, nested sandbox inside it (optrepro.strategy_host).
 
 `sandbox: auto | bwrap | none` in the configuration (`--sandbox` of the
-runner): `auto` uses bwrap when it works here and otherwise runs unsandboxed
-with a note in the record (many clusters do not allow user namespaces);
-`bwrap` makes a host without it fail the run instead; `none` never sandboxes.
+runner): `auto` uses bwrap when it works here; otherwise the run is recorded
+`unsandboxed` (not ranked) and is confined with what the host offers instead
+(optrepro.confine: unshare's namespaces, bwrap's layout, setpriv dropping every
+capability), or runs bare where even that cannot start, the record's note
+saying which; `bwrap` makes a host without it fail the run instead; `none`
+never sandboxes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 MODES = ("auto", "bwrap", "none")
@@ -34,6 +38,11 @@ PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 1, 4, 36
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent  # where `import optrepro` finds this package
 NOBODY = "65534"
 PROBE_TIMEOUT_S = 30
+# What confinement (where `auto` found no bwrap) does and, unlike bwrap, does not do, for the record.
+CONFINED = ("confined instead by unshare and setpriv: the file system read-only but for its run directory and "
+            "a private /tmp, results/ hidden, no network, its own process tree, no capabilities; unlike bwrap, "
+            "the user is unchanged, the host's /dev is visible, and the strategy's process shares the driver's "
+            "confinement, the data root visible to it")
 
 
 class SandboxError(RuntimeError):
@@ -94,10 +103,40 @@ def wrap(command: list[str], mode: str, writable: Path, read_only: list[Path], c
     if reason:
         if mode == "bwrap":
             raise SandboxError(f"sandbox bwrap required but unavailable: {reason}")
-        return command, UNSANDBOXED, f"ran without a sandbox: {reason}"
+        if why_not := unconfinable():
+            return command, UNSANDBOXED, f"ran without a sandbox: {reason}; nor confined: {why_not}"
+        return confined(command, writable, [*read_only, cwd], cwd, hidden), UNSANDBOXED, \
+            f"ran without a sandbox: {reason}; {CONFINED}"
     wrapped = [shutil.which("bwrap"), *isolation(cuda, nested), *mounts([*read_only, cwd], writable, hidden),
                "--chdir", str(cwd.resolve()), "--", *command]
     return wrapped, "bwrap", None
+
+
+def confined(command: list[str], writable: Path, read_only: list[Path], cwd: Path, hidden: list[Path]) -> list[str]:
+    """`command` in new mount, network and process namespaces with bwrap's layout (optrepro.confine); as root
+    without a user namespace (which could not map root), otherwise in one."""
+    user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    return [shutil.which("unshare"), *user, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc",
+            "--", sys.executable, "-m", "optrepro.confine", "--setpriv", str(Path(shutil.which("setpriv")).resolve()),
+            *mounts(read_only, writable, hidden), "--chdir", str(cwd.resolve()), "--setenv", "HOME", "/tmp",
+            "--", *command]
+
+
+@functools.cache
+def unconfinable() -> str | None:
+    """Why `confined` cannot run here (None when it can), found by trying once."""
+    missing = [name for name in ("unshare", "setpriv") if shutil.which(name) is None]
+    if missing:
+        return f"{' and '.join(missing)} not installed (Debian package util-linux)"
+    with tempfile.TemporaryDirectory(prefix="optrepro-probe-") as folder:
+        probe = confined([sys.executable, "-c", ""], Path(folder), code_paths(), Path(folder), [])
+        try:
+            result = subprocess.run(probe, capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"unshare cannot start: {error}"
+    if result.returncode != 0:
+        return "unshare cannot start: " + (" ".join(result.stderr.split()) or f"exit status {result.returncode}")
+    return None
 
 
 def code_paths(*extra: Path) -> list[Path]:
