@@ -147,13 +147,14 @@ def test_without_a_sandbox_nothing_a_run_started_outlives_it(tmp_path, leaves):
     assert gone(marker)
 
 
-def test_a_runner_whose_shell_is_killed_outright_ends_too(tmp_path):
+@pytest.mark.parametrize("host_path", HOSTS, indirect=True)
+def test_a_runner_whose_shell_is_killed_outright_ends_too(tmp_path, host_path):
     """kill -9 of a job's shell (no signal reaches the runner): the kernel ends the runner, and with it its
     driver, so that no late record appears for a job Snakemake already counts as failed."""
     (tmp_path / RUN).mkdir(parents=True)
     inner = runner_command(tmp_path, strategy("time.sleep(999)"))
     shell = subprocess.Popen(["bash", "-c", " ".join(map(shlex.quote, inner)) + "; true"], cwd=tmp_path,
-                             stderr=subprocess.DEVNULL)
+                             stderr=subprocess.DEVNULL, env=dict(os.environ, PATH=host_path))
     deadline = time.monotonic() + 600  # a safety net
     while not processes_with(str(tmp_path / "s.py")) or len(processes_with(str(tmp_path / "s.py"))) < 3:
         assert time.monotonic() < deadline, "runner, driver and strategy never all started"
@@ -164,12 +165,13 @@ def test_a_runner_whose_shell_is_killed_outright_ends_too(tmp_path):
     assert not (tmp_path / RUN / "record.json").exists()
 
 
+@pytest.mark.parametrize("host_path", HOSTS, indirect=True)
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 128 + signal.SIGTERM),
                                             (signal.SIGINT, 128 + signal.SIGINT), (signal.SIGKILL, -signal.SIGKILL)])
-def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status):
+def test_a_stopped_runner_leaves_no_record_and_no_orphan(tmp_path, signum, status, host_path):
     """scancel (SIGTERM), Ctrl-C (SIGINT), a kill outright: no record, so the job reruns; no driver left."""
     (tmp_path / RUN).mkdir(parents=True)
-    process = runner(tmp_path, strategy("time.sleep(999)"))
+    process = runner(tmp_path, strategy("time.sleep(999)"), path=host_path)
     deadline = time.monotonic() + 600  # a safety net
     while not any("strategy_host" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
                   for pid in processes_with(str(tmp_path / "s.py"))):
