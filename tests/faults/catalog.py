@@ -8,6 +8,8 @@ per workflow fault (test_fault_workflow.py), with what the user sees.
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +110,14 @@ RUNNER_FAULTS = [
     Fault("network", strategy("socket.create_connection(('127.0.0.1', {port}), timeout=5); " + GOOD_DATA),
           r".*make_dataset raised (ConnectionRefusedError|OSError)",
           "failed run; no connection leaves the sandbox (no network)", bare_error=None, bare_escape="network"),
+    Fault("driver-stdout", strategy("drivers = [p for p in os.listdir('/proc') if p.isdigit() and "
+                                    "b'optrepro.tasks' in open(f'/proc/{p}/cmdline', 'rb').read()]; "
+                                    f"[open(f'/proc/{{p}}/fd/1', 'a').write('\\n' * 10**6 + {FORGED!r} + '\\n') "
+                                    "for p in drivers]; " + GOOD_DATA),
+          r".*make_dataset raised PermissionError",
+          "failed run: the driver's descriptors (its stdout, the log) are out of the strategy's reach (a line far past "
+          "the driver's own output would be the last FINAL_METRICS line)",
+          bare_error=None, bare_escape="run-log"),
     Fault("daemon", strategy("subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(999)', "
                              "'{marker}'], start_new_session=True); " + GOOD_DATA), None,
           "ok run; the daemon it left ends with the run (its own process tree)"),
@@ -138,3 +148,21 @@ def gone(marker: str, timeout: float = 60) -> bool:
     while processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     return not processes_with(marker)
+
+
+class Listener:
+    """A local TCP server that counts the connections it accepts."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port, self.accepted = self.socket.getsockname()[1], 0
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            connection.close()

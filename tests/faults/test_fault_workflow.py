@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from catalog import FORGED, GOOD_DATA, gone, processes_with, strategy
+from catalog import FORGED, RUNNER_FAULTS, Listener, gone, processes_with, strategy
 
+import optrepro
 from optrepro.data.sources import MNIST_SHA256
 from optrepro.files import sha256_file
 from optrepro.sandbox import unavailable
@@ -51,10 +54,18 @@ def parity_config(workdir: Path, strategies, **task) -> None:
     (workdir / "faults.yaml").write_text(yaml.safe_dump(config))
 
 
-def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_them(tmp_path):
-    """One that loops forever, one that is SIGKILLed (as by the OOM killer), one that rewrites another run's
-    record, one that prints a forged FINAL_METRICS line and exits: the workflow completes, the good strategy's
-    run is ok, the report names each failure's reason."""
+def workflow_error(fault) -> str | None:
+    """The error the catalog expects of `fault` in this workflow: its file is `<id>.py`, its limit LIMIT_S."""
+    if fault.time_limit:
+        return rf"timed out after {LIMIT_S} s$"
+    return fault.error and fault.error.replace(r"s\.py", re.escape(f"{fault.id}.py"))
+
+
+def test_one_workflow_of_every_hostile_strategy_and_a_good_one_ranks_the_good_one(tmp_path):
+    """Every runner fault of the catalog beside one good strategy, in one plan: the workflow completes and
+    renders the report; the good strategy's run is ranked; each hostile run is failed with its reason (listed
+    in the report) or ok with its own real numbers; nothing reached another run, the repository, /tmp or the
+    network, and nothing is left running."""
     if reason := unavailable():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the sandbox tests: {reason}")
@@ -64,26 +75,40 @@ def test_hostile_strategies_end_as_their_own_failed_runs_and_the_report_lists_th
     other = tmp_path / "results/runs/parity/mlsbench/n32-k8/earlier/seed1/record.json"  # a run of an earlier plan
     other.parent.mkdir(parents=True)
     other.write_text('{"status": "ok"}')
-    sources = {"good": strategy(), "loops": strategy("while True: time.sleep(0.1)"),
-               "oom": strategy("os.kill(os.getpid(), signal.SIGKILL)"),
-               "vandal": strategy(f"open({str(other)!r}, 'w').write('forged'); " + GOOD_DATA),
-               "forger": strategy(f"print({FORGED!r}, flush=True); os._exit(0)")}
-    for name, source in sources.items():
-        (folder / f"{name}.py").write_text(source)
-    # The limit only has to end `loops`; it is generous so that `good` finishes within it on a busy machine.
-    parity_config(tmp_path, list(sources), reference="good", time_limit_s=LIMIT_S)
-    snakemake(tmp_path)
+    listener, markers = Listener(), {}
+    (folder / "good.py").write_text(strategy())
+    for fault in RUNNER_FAULTS:
+        markers[fault.id] = f"optrepro-hostile-{fault.id}-{tmp_path.name}"
+        run_dir = tmp_path / f"results/runs/parity/mlsbench/n32-k8/{fault.id}/seed1"
+        (folder / f"{fault.id}.py").write_text(fault.text(run_dir=str(run_dir), other=str(other.parent),
+                                                          marker=markers[fault.id], port=str(listener.port)))
+    # The limit only has to end the two that never return; it is generous so that the rest finish within it on a
+    # busy machine.
+    parity_config(tmp_path, ["good", *(fault.id for fault in RUNNER_FAULTS)], reference="good",
+                  time_limit_s=LIMIT_S)
+    try:
+        snakemake(tmp_path)
+    finally:
+        listener.socket.close()
     runs = pd.read_csv(tmp_path / "results/tables/runs.csv").set_index("strategy")
-    assert runs.loc["good", "status"] == "ok" and other.read_text() == '{"status": "ok"}'
-    assert runs.loc["loops", "error"] == f"timed out after {LIMIT_S} s"
-    assert runs.loc["oom", "error"].endswith("ended while running make_dataset: killed by SIGKILL (out of memory?)")
-    assert "make_dataset raised FileNotFoundError" in runs.loc["vandal", "error"]
-    assert runs.loc["forger", "error"].endswith("ended while running make_dataset: exit status 0")
-    assert set(runs["sandbox"]) == {"bwrap"}
     page = (tmp_path / "reports/report.html").read_text()
-    for text in (f"timed out after {LIMIT_S} s", "killed by SIGKILL (out of memory?)", "FileNotFoundError",
-                 "exit status 0", "sandbox bwrap: 5 runs"):
-        assert text in page
+    assert runs.loc["good", "status"] == "ok" and set(runs["sandbox"]) == {"bwrap"}
+    for fault in RUNNER_FAULTS:
+        error = workflow_error(fault)
+        run = runs.loc[fault.id]
+        if error is None:
+            assert run["status"] == "ok" and run["num_runs"] == 1, (fault.id, run["error"])
+        else:
+            assert run["status"] == "failed" and re.match(error, run["error"]), (fault.id, run["error"])
+            assert run["error"] in html.unescape(page), fault.id
+    summary = pd.read_csv(tmp_path / "results/tables/summary.csv", keep_default_na=False)
+    good = summary[(summary["strategy"] == "good") & (summary["metric"] == "test_accuracy")]
+    assert len(good) == 1 and good["excluded"].iloc[0] == "" and int(good["n"].iloc[0]) == 1  # ranked
+    assert not any(FORGED in log.read_text() for log in (tmp_path / "results/runs").rglob("run.log"))
+    assert other.read_text() == '{"status": "ok"}' and listener.accepted == 0
+    assert all(gone(marker) and not Path("/tmp", marker).exists() for marker in markers.values())
+    assert not list(Path(optrepro.__file__).parent.glob(f"planted_optrepro-hostile-*-{tmp_path.name}.py"))
+    assert f"sandbox bwrap: {len(RUNNER_FAULTS) + 1} runs" in page
 
 
 @pytest.mark.parametrize("bad", ["x_<b>", "tex_$&%#_"])
