@@ -208,7 +208,7 @@ def test_a_run_that_found_no_sandbox_keeps_its_numbers_but_is_never_ranked():
     runs.loc[runs.strategy == "default", "sandbox"] = "none"  # the user's word: trusted, ranked
     summary = blank_missing_text(summarize(runs, {"parity": "default"}))
     wide = cell(summary, "wide")
-    assert wide["excluded"].startswith("ran without a sandbox (`sandbox: auto` found none)")
+    assert wide["excluded"].startswith("ran without bubblewrap (`sandbox: auto` could not use it; confined at most)")
     assert wide["excluded"].endswith("(seed 2)") and wide["n"] == 3  # its numbers kept
     assert cell(summary, "default")["excluded"] == ""
     assert math.isnan(wide["delta"]) and math.isnan(wide["p_value"])  # no comparison with the reference

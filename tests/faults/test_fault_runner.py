@@ -84,12 +84,14 @@ def test_a_strategy_fault_is_its_own_runs_result(tmp_path, fault, host_path, req
         assert gone(marker)
         contained = {"run-log": FORGED not in (tmp_path / RUN / "run.log").read_text(),
                      "other-record": (other / "record.json").read_text() == '{"status": "ok"}',
-                     "repository": not planted.exists(), "tmp": not Path("/tmp", marker).exists(),
+                     "repository": not planted.exists(), "system": not Path("/var/tmp", marker).exists(),
+                     "tmp": not Path("/tmp", marker).exists(),
                      "network": listener.accepted == 0}
         assert contained == {check: check != escaped for check in contained}
     finally:
         planted.unlink(missing_ok=True)
-        Path("/tmp", marker).unlink(missing_ok=True)
+        for folder in ("/tmp", "/var/tmp"):
+            Path(folder, marker).unlink(missing_ok=True)
         listener.socket.close()
 
 
@@ -211,5 +213,27 @@ def test_the_fault_table_names_every_fault_and_counts_them():
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| fault")]
     for fault in RUNNER_FAULTS:
         assert f"(`{fault.id}`)" in section, fault.id
-    contained = [row for row in rows if "not contained" not in row]
-    assert f"tried {len(rows)}, contained {len(contained)}:" in section
+    escapes = [fault for fault in RUNNER_FAULTS if fault.bare_escape]
+    for fault in escapes:
+        row = next(row for row in rows if f"(`{fault.id}`)" in row)
+        assert "bare host: gets through, the run unranked" in row, fault.id
+    assert f"Tried {len(rows)}, contained {len(rows)} with bubblewrap; confined, the same; on a bare host " \
+           f"{len(escapes)} get through, their runs never ranked:" in section
+
+
+def test_data_changed_during_a_run_is_noted_and_hashed_as_it_is_after_it(tmp_path):
+    """A trusted run (`sandbox: none`) whose strategy rewrites a dataset file: the record holds that file's
+    sha256 as it is after the run, with a note that it differs from its fetched manifest."""
+    from optrepro.files import sha256_file
+
+    data = fake_dataset(tmp_path / "data")
+    (tmp_path / RUN).mkdir(parents=True)
+    source = strategy(f"open({str(data)!r}, 'wb').write(bytes(range(1, 11))); " + GOOD_DATA)
+    process = runner(tmp_path, source, "--sandbox", "none", "--data-root", str(tmp_path / "data"),
+                     "--dataset", "mnist")
+    assert process.wait(timeout=900) == 0, process.stderr.read()
+    record = json.loads((tmp_path / RUN / "record.json").read_text())
+    assert record["status"] == "ok"
+    assert record["hashes"]["data"] == {str(data): sha256_file(data)}
+    assert ("dataset mnist differs from its fetched manifest after the run: MNIST/raw/train-labels-idx1-ubyte"
+            in record["notes"])

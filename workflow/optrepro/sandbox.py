@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 MODES = ("auto", "bwrap", "none")
-# What a run's record says where `auto` found no sandbox: unlike `none` (the user's word that the strategies are
+# What a run's record says where `auto` could not use bwrap: unlike `none` (the user's word that the strategies are
 # trusted), such a run is not ranked (report.summarize), since its strategy could have reached its numbers.
 UNSANDBOXED = "unsandboxed"
 SANDBOX_ENV = "OPTREPRO_SANDBOX"  # the mode, from the runner to the driver, which sandboxes the strategy's process
@@ -91,8 +91,8 @@ def mounts(read_only: list[Path], writable: Path, hidden: list[Path] = ()) -> li
 
 def wrap(command: list[str], mode: str, writable: Path, read_only: list[Path], cuda: bool,
          cwd: Path, hidden: list[Path] = (), nested: bool = False) -> tuple[list[str], str, str | None]:
-    """The command to run, the sandbox it runs in (`bwrap`, `none`, or UNSANDBOXED where `auto` found none) and
-    a note for the record when `auto` fell back; raises SandboxError when `bwrap` was required and cannot run.
+    """The command to run, the sandbox it runs in (`bwrap`, `none`, or UNSANDBOXED where `auto` could not use
+    bwrap: then confined, where that can start) and a note for the record when `auto` fell back; raises SandboxError when `bwrap` was required and cannot run.
     `writable` is the one folder it may write (a driver's run directory, a strategy's exchange folder); `hidden`
     folders appear empty."""
     if mode not in MODES:

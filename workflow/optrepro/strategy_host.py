@@ -1,7 +1,8 @@
 """Strategy code in a process of its own: only what a strategy function returns comes back to the driver.
 
 Why: a strategy is untrusted code. Inside the driver it could print the driver's METRICS lines, patch the
-driver or read what the driver holds. Here (parity and bilevel; DP-SGD mechanisms are called at every step
+driver or read what the driver holds; in a process of its own it can do none of that under bubblewrap or
+confinement (on a bare host, as root, it reaches the driver through /proc: see docs/failures.md). Here (parity and bilevel; DP-SGD mechanisms are called at every step
 and stay in the training process) the driver starts a host process that loads the strategy file and calls its
 functions on request. With every call the driver sends the arguments and the state of every random generator
 (torch's CPU and CUDA ones, numpy's, `random`'s) and takes back the return value, the generators' new states
@@ -20,7 +21,8 @@ compact a result in the host, losslessly (`Driver.compact_result`: parity bit-pa
 
 Isolation: where bubblewrap works (the `sandbox` setting, from the runner in SANDBOX_ENV; default auto) the
 host runs in a sandbox nested in the driver's: the file system read-only, the data root and the workflow's
-`results/` hidden, no network, user nobody, writable only a private /tmp and the exchange folder. Its stdout
+`results/` hidden, no network, user nobody, writable only a private /tmp and the exchange folder; where the driver is confined instead
+(optrepro.confine) the host shares its confinement. Its stdout
 and stderr reach the driver's stderr with every line prefixed `strategy| `, so a strategy can print neither a
 METRICS line nor an `ERROR:` line of the driver. The driver makes itself non-dumpable, so the host (the same
 user) cannot reach its memory or file descriptors through /proc. The host ends with the driver (parent-death

@@ -79,7 +79,7 @@ def unsandboxed(run: dict) -> str:
     """Why a run that ran without the sandbox it was meant to have may not be ranked ('' when it may)."""
     if run.get("sandbox") != UNSANDBOXED:
         return ""
-    return ("ran without a sandbox (`sandbox: auto` found none), so its strategy could have reached its numbers; "
+    return ("ran without bubblewrap (`sandbox: auto` could not use it; confined at most), so its strategy could have reached its numbers; "
             "`sandbox: none` ranks the runs of trusted strategies")
 
 
