@@ -92,9 +92,9 @@ def mounts(read_only: list[Path], writable: Path, hidden: list[Path] = ()) -> li
 def wrap(command: list[str], mode: str, writable: Path, read_only: list[Path], cuda: bool,
          cwd: Path, hidden: list[Path] = (), nested: bool = False) -> tuple[list[str], str, str | None]:
     """The command to run, the sandbox it runs in (`bwrap`, `none`, or UNSANDBOXED where `auto` could not use
-    bwrap: then confined, where that can start) and a note for the record when `auto` fell back; raises SandboxError when `bwrap` was required and cannot run.
-    `writable` is the one folder it may write (a driver's run directory, a strategy's exchange folder); `hidden`
-    folders appear empty."""
+    bwrap: then confined, where that can start) and a note for the record when `auto` fell back; raises
+    SandboxError when `bwrap` was required and cannot run. `writable` is the one folder it may write (a driver's
+    run directory, a strategy's exchange folder); `hidden` folders appear empty."""
     if mode not in MODES:
         raise SandboxError(f"unknown sandbox {mode!r}: expected one of {', '.join(MODES)}")
     if mode == "none":

@@ -2,31 +2,31 @@
 
 Why: a strategy is untrusted code. Inside the driver it could print the driver's METRICS lines, patch the
 driver or read what the driver holds; in a process of its own it can do none of that under bubblewrap or
-confinement (on a bare host, as root, it reaches the driver through /proc: see docs/failures.md). Here (parity and bilevel; DP-SGD mechanisms are called at every step
-and stay in the training process) the driver starts a host process that loads the strategy file and calls its
-functions on request. With every call the driver sends the arguments and the state of every random generator
-(torch's CPU and CUDA ones, numpy's, `random`'s) and takes back the return value, the generators' new states
-and, for a module argument (`init_model`'s model), its new parameters: every random stream is the one an
-in-process call would have used, so the numbers a driver prints do not change (tests/test_strategy_host.py,
-over every shipped strategy).
+confinement (on a bare host, as root, it reaches the driver through /proc: see docs/failures.md). Here (parity
+and bilevel; DP-SGD mechanisms are called at every step and stay in the training process) the driver starts a
+host process that loads the strategy file and calls its functions on request. With every call the driver sends
+the arguments and the state of every random generator (torch's CPU and CUDA ones, numpy's, `random`'s) and
+takes back the return value, the generators' new states and, for a module argument (`init_model`'s model), its
+new parameters: every random stream is the one an in-process call would have used, so the numbers a driver
+prints do not change (tests/test_strategy_host.py, over every shipped strategy).
 
 Trust runs one way. Requests are pickled (the host trusts the driver); replies are read with
 `torch.load(weights_only=True)`, which builds tensors and plain containers only, never an object of the
-strategy's choosing. A result travels as tensors (detached, on the CPU), numbers, strings, tuples, lists
-and dicts (numpy arrays as tensors, numpy scalars as numbers); a dataclass the driver accepts (bilevel's
-ToyStrategy and HypercleanStrategy, parity's PackedInputs) as its fields; any other object as an empty stand-in
-of the same type name, which the driver's checks then refuse as they refuse the object. A driver may first
-compact a result in the host, losslessly (`Driver.compact_result`: parity bit-packs a training set of 0s and
-1s). Results go through a file in an exchange folder and are memory-mapped, not copied.
+strategy's choosing. A result travels as tensors (detached, on the CPU), numbers, strings, tuples, lists and
+dicts (numpy arrays as tensors, numpy scalars as numbers); a dataclass the driver accepts (bilevel's
+ToyStrategy and HypercleanStrategy, parity's PackedInputs) as its fields; any other object as an empty
+stand-in of the same type name, which the driver's checks then refuse as they refuse the object. A driver may
+first compact a result in the host, losslessly (`Driver.compact_result`: parity bit-packs a training set of 0s
+and 1s). Results go through a file in an exchange folder and are memory-mapped, not copied.
 
 Isolation: where bubblewrap works (the `sandbox` setting, from the runner in SANDBOX_ENV; default auto) the
 host runs in a sandbox nested in the driver's: the file system read-only, the data root and the workflow's
-`results/` hidden, no network, user nobody, writable only a private /tmp and the exchange folder; where the driver is confined instead
-(optrepro.confine) the host shares its confinement. Its stdout
-and stderr reach the driver's stderr with every line prefixed `strategy| `, so a strategy can print neither a
-METRICS line nor an `ERROR:` line of the driver. The driver makes itself non-dumpable, so the host (the same
-user) cannot reach its memory or file descriptors through /proc. The host ends with the driver (parent-death
-signal, the driver's process group), and a host that dies during a call fails the run with the reason.
+`results/` hidden, no network, user nobody, writable only a private /tmp and the exchange folder; where the
+driver is confined instead (optrepro.confine) the host shares its confinement. Its stdout and stderr reach the
+driver's stderr with every line prefixed `strategy| `, so a strategy can print neither a METRICS line nor an
+`ERROR:` line of the driver. The driver makes itself non-dumpable, so the host (the same user) cannot reach
+its memory or file descriptors through /proc. The host ends with the driver (parent-death signal, the driver's
+process group), and a host that dies during a call fails the run with the reason.
 """
 
 from __future__ import annotations

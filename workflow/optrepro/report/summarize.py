@@ -79,8 +79,8 @@ def unsandboxed(run: dict) -> str:
     """Why a run that ran without the sandbox it was meant to have may not be ranked ('' when it may)."""
     if run.get("sandbox") != UNSANDBOXED:
         return ""
-    return ("ran without bubblewrap (`sandbox: auto` could not use it; confined at most), so its strategy could have reached its numbers; "
-            "`sandbox: none` ranks the runs of trusted strategies")
+    return ("ran without bubblewrap (`sandbox: auto` could not use it; confined at most), so its strategy could "
+            "have reached its numbers; `sandbox: none` ranks the runs of trusted strategies")
 
 
 def judgements(task: str, ok: pd.DataFrame) -> dict[str, str]:
