@@ -90,7 +90,7 @@ def confine(steps: list[tuple[str, ...]]) -> None:
     folders = {source: os.path.isdir(source) for source in sources}  # before a mount hides them
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     for point in mountpoints():
-        if point.startswith(KERNEL_FILE_SYSTEMS) or not os.path.isdir(point):
+        if point.startswith(KERNEL_FILE_SYSTEMS) or not os.path.exists(point):  # files too (a bound /etc/hosts)
             continue
         if not os.statvfs(point).f_flag & os.ST_RDONLY:
             set_read_only(point)
