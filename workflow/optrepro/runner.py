@@ -187,8 +187,9 @@ def run(args: argparse.Namespace, end_leftovers: bool = False) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     command = driver_command(args)
     started, start_clock = datetime.now(timezone.utc), time.monotonic()
-    # A file without a name (and this process is not dumpable): the driver writes it through its stdout only,
-    # and nothing it starts can find it, sandbox or not; its run directory, which it may write, is not trusted.
+    # A file without a name, which this process (not dumpable) holds: the driver writes it through its stdout;
+    # nothing the driver starts finds it by a path, nor, sandboxed or confined, through /proc (on a bare host as
+    # root it can: docs/failures.md). The run directory, which the driver may write, is not trusted.
     log = tempfile.TemporaryFile("w+", encoding="utf-8", prefix="optrepro-run-log-")
     missing_data = unavailable_data(args.data_root, args.datasets)
     sandbox, sandbox_note = "none", None
