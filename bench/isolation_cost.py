@@ -70,12 +70,13 @@ def sandbox_cost(repeats: int) -> None:
     command = [sys.executable, "-c", ""]
     with tempfile.TemporaryDirectory(prefix="optrepro-bench-") as folder:
         writable, cwd = Path(folder), Path.cwd()
-        kinds = {"bare": (command, None)}
+        kinds = {}
         kinds["bwrap"] = (wrap(command, "bwrap", writable, code_paths(), False, cwd)[0] if not unavailable()
                           else None, unavailable())
         kinds["confined"] = (confined(command, writable, [*code_paths(), cwd], cwd, []) if not unconfinable()
                              else None, unconfinable())
         bare = least(lambda: subprocess.run(command, check=True), repeats)
+        print(f"start of python -c '', bare: {1000 * bare:.0f} ms")
         for name, (wrapped, why_not) in kinds.items():
             if wrapped is None:
                 print(f"start of python -c '', {name}: cannot run here ({why_not})")
