@@ -20,23 +20,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from startup import least
 
 from optrepro.data.manifest import hashes_now, manifest_path
 from optrepro.files import sha256_file, write_json_atomic
 from optrepro.sandbox import code_paths, confined, unavailable, unconfinable, wrap
 
 FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
-
-
-def least(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def fake_dataset(root: Path, megabytes: int) -> None:

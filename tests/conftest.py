@@ -59,7 +59,6 @@ def mnist_root(data_root):
 WITHOUT_BWRAP = {"confined": ("bwrap",), "bare": ("bwrap", "unshare", "setpriv")}
 
 
-
 def path_without(folder: Path, programs: tuple[str, ...]) -> str:
     """A PATH as on a host without `programs`: a `folder` of links to every other program on this PATH."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,8 +77,11 @@ def host_path(request):
     which every sandbox shows read-only, so that a confined process finds its programs as on such a host."""
     from optrepro.sandbox import unavailable, unconfinable
 
-    for probe in (unavailable, unconfinable):
-        probe.cache_clear()
+    def forget() -> None:
+        for probe in (unavailable, unconfinable):
+            probe.cache_clear()
+
+    forget()
     needs = {"bwrap": unavailable, "confined": unconfinable}.get(request.param)
     if needs and (reason := needs()):  # these hosts are this one's own sandbox, or its unshare and setpriv
         if os.environ.get("CI"):
@@ -89,8 +91,6 @@ def host_path(request):
         path = os.environ["PATH"]
     else:
         path = path_without(Path(sys.prefix) / f"test-path-{request.param}", WITHOUT_BWRAP[request.param])
-    for probe in (unavailable, unconfinable):
-        probe.cache_clear()
+    forget()  # what was found under this PATH, not the test's
     yield path
-    for probe in (unavailable, unconfinable):
-        probe.cache_clear()
+    forget()

@@ -44,8 +44,8 @@ class Fault:
     sees: str  # what the user sees, for docs/failures.md
     time_limit: float | None = None
     # Where bubblewrap cannot run (tests.conftest.WITHOUT_BWRAP): the record's error there, where it differs, and
-    # the one containment check (test_fault_runner.CONTAINED) that a bare host, with nothing to confine the
-    # strategy, does not pass; the test asserts that it indeed got through.
+    # the one containment check (a key of `contained` in test_fault_runner) that a bare host, with nothing to
+    # confine the strategy, does not pass; the test asserts that it indeed got through.
     confined_error: str | None | object = SAME
     bare_error: str | None | object = SAME
     bare_escape: str | None = None

@@ -64,8 +64,8 @@ def workflow_error(fault) -> str | None:
 def test_one_workflow_of_every_hostile_strategy_and_a_good_one_ranks_the_good_one(tmp_path):
     """Every runner fault of the catalog beside one good strategy, in one plan: the workflow completes and
     renders the report; the good strategy's run is ranked; each hostile run is failed with its reason (listed
-    in the report) or ok with its own real numbers; nothing reached another run, the repository, /tmp or the
-    network, and nothing is left running."""
+    in the report) or ok with its own real numbers; nothing reached another run, the repository, /tmp, /var/tmp
+    or the network, and nothing is left running."""
     if reason := unavailable():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the sandbox tests: {reason}")

@@ -6,7 +6,7 @@ makes every mount read-only (in its own copy of the mount table; the host's stay
 private /tmp and /dev/shm, lays out the same binds bwrap would (sandbox.mounts: read-only inputs, hidden
 folders, the one writable folder), then drops every capability and forbids new privileges (setpriv) and
 runs COMMAND: it can then neither remount nor reach beyond what bwrap would show it, except what differs
-from bwrap (sandbox.CONFINED_NOTE). Binds read their sources through descriptors opened before the first
+from bwrap (sandbox.CONFINED). Binds read their sources through descriptors opened before the first
 mount, so a source under /tmp or under a hidden folder is still found.
 """
 

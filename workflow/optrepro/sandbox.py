@@ -116,6 +116,7 @@ def confined(command: list[str], writable: Path, read_only: list[Path], cwd: Pat
     """`command` in new mount, network and process namespaces with bwrap's layout (optrepro.confine); as root
     without a user namespace (which could not map root), otherwise in one."""
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    # setpriv's real path: it starts once /tmp is private, where a link to it under /tmp would be gone.
     return [shutil.which("unshare"), *user, "--mount", "--net", "--pid", "--fork", "--kill-child", "--mount-proc",
             "--", sys.executable, "-m", "optrepro.confine", "--setpriv", str(Path(shutil.which("setpriv")).resolve()),
             *mounts(read_only, writable, hidden), "--chdir", str(cwd.resolve()), "--setenv", "HOME", "/tmp",
