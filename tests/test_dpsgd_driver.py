@@ -29,13 +29,13 @@ from torchvision import transforms
 from optrepro.metrics import divergence, final_metrics, parse_log
 from optrepro.tasks.dpsgd.config import resolve_config
 from optrepro.tasks.dpsgd.driver import DRIVER, is_private, main, run_benchmark
-from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, load_split
+from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, load_split, poisson_batches
 
 STANDARD = (Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "standard_dpsgd.py").read_text()
 # 416 examples in batches of 8: 52 steps an epoch, so one TRAIN_METRICS line (after batch 50) per epoch.
 TINY = ["--set", "batch_size=8", "--set", "max_train_examples=416", "--set", "max_test_examples=40"]
 FINAL_KEYS = ["score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "sigma", "sigma_reported", "audit",
-              "audit_ratio", "private", "target_epsilon"]
+              "audit_ratio", "private", "target_epsilon", "accountant", "sampling", "neighbours", "target_delta"]
 LINE_PATTERNS = [
     r"TASK_CONFIG dataset=\w+ epochs=\d+ batch_size=\d+ .* train_examples=\d+ test_examples=\d+",
     r"Calibrated noise_multiplier sigma=\d+\.\d{4} for epsilon=3\.0, delta=1e-05, steps=\d+, q=\d\.\d{4}",
@@ -50,7 +50,8 @@ LINE_PATTERNS = [
     r"",
     r"Final Results: accuracy=\d+\.\d{2}%, best_accuracy=\d+\.\d{2}%, epsilon=\d+\.\d{2}",
     r"FINAL_METRICS score=\S+ accuracy=\S+ best_accuracy=\S+ epsilon=\S+ epsilon_rdp=\S+ sigma=\S+ "
-    r"sigma_reported=\S+ audit=\S+ audit_ratio=\S+ private=1 target_epsilon=3.000000",
+    r"sigma_reported=\S+ audit=\S+ audit_ratio=\S+ private=1 target_epsilon=3.000000 accountant=benchmark "
+    r"sampling=shuffled neighbours=add-remove target_delta=1e-05",
 ]
 # Reports half the calibrated σ and adds that much noise: honest, but twice the spend per step.
 HALF_SIGMA = STANDARD + """
@@ -317,3 +318,40 @@ def test_an_under_noised_epoch_is_accounted_with_the_noise_measured(tmp_path, ca
     ("under-noised:0.50", "benchmark", False), ("under-noised:0.50", "rdp", True)])
 def test_which_runs_are_private(audit, accountant, private):
     assert is_private(audit, accountant) is private
+
+
+def test_corrected_hands_the_mechanism_poisson_batches(tmp_path, capsys, monkeypatch, fake_root):
+    """Under `corrected` the mechanism gets the run's Poisson batches as they come (batch_size 1 of 416 rows:
+    about a third are empty, and those never reach it) and the run completes, audited."""
+    sizes = tmp_path / "sizes"
+    source = variant(first=f"open({str(sizes)!r}, 'a').write(f'{{grads[0].shape[0]}} ')")
+    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, source, [
+        *TINY, "--protocol", "corrected", "--set", "epochs=1", "--set", "batch_size=1", "--set", "audit=0"])
+    assert status == 0 and err == ""
+    seen = [int(size) for size in sizes.read_text().split()]
+    expected = [batch.numel() for batch in poisson_batches(416, 1 / 416, 416, torch.Generator().manual_seed(42))]
+    assert seen == [size for size in expected if size] and len(seen) < len(expected) and max(seen) > 1
+    final = final_metrics(parse_log(out))
+    assert (final["sampling"], final["accountant"], final["neighbours"]) == ("poisson", "rdp", "add-remove")
+
+
+def test_a_poisson_update_is_opacus_update(tmp_path, capsys, monkeypatch, fake_root):
+    """The driver rescales the mechanism's batch mean by b / E[b]: with no noise and no clipping bite, one step
+    of SGD moves the model by lr times the sum of the batch's gradients over E[b], as Opacus's optimiser does
+    for Poisson batches."""
+    from optrepro.tasks.dpsgd import driver
+    from optrepro.tasks.dpsgd.core import MNISTNet
+    from optrepro.tasks.dpsgd.vectorised import per_sample_gradients as per_sample
+
+    model, x, y = MNISTNet(), torch.randn(5, 1, 28, 28), torch.arange(5)
+    before = [p.detach().clone() for p in model.parameters()]
+    grads = per_sample(model, x, y)
+
+    class Mean:
+        def clip_and_noise(self, grads, step, epoch):
+            return [g.mean(dim=0) for g in grads]
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    driver.private_step("mean.py", Mean(), model, optimizer, grads, 0, 1, 5 / 8)
+    for b, p, g in zip(before, model.parameters(), grads):
+        torch.testing.assert_close(b - p.detach(), 0.5 * g.sum(dim=0) / 8)

@@ -5,6 +5,9 @@
 * `epoch_order` draws from the CPU generator exactly as the original's
   DataLoaders do, so the same seed gives the same batches, epoch after epoch,
   with the test-loader passes in between;
+* under `corrected`, `poisson_batches` gives the indices Opacus's own
+  Poisson sampler gives from the same generator, and its batch sizes follow
+  Binomial(N, q);
 * `load_split` reads torchvision's CIFAR-10 folder and normalises like
   ToTensor + Normalize (the MNIST format: test_dpsgd_driver.py).
 """
@@ -18,11 +21,20 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from scipy import stats
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision import transforms
 
 from optrepro.tasks.dpsgd.core import CIFAR10Net, MNISTNet, compute_per_sample_gradients
-from optrepro.tasks.dpsgd.vectorised import NORMALIZATION, epoch_order, evaluate, load_split, per_sample_gradients
+from optrepro.tasks.dpsgd.vectorised import (
+    NORMALIZATION,
+    epoch_order,
+    evaluate,
+    load_split,
+    per_sample_gradients,
+    poisson_batches,
+)
 
 MNIST_SHAPES = [(16, 1, 8, 8), (16,), (32, 16, 4, 4), (32,), (32, 512), (32,), (10, 32), (10,)]
 CIFAR_SHAPES = [(32, 3, 3, 3), (32,), (32,), (32,), (64, 32, 3, 3), (64,), (64,), (64,), (64, 64, 3, 3), (64,), (64,),
@@ -99,3 +111,24 @@ def test_cifar_batches_are_loaded_channels_first(tmp_path, monkeypatch):
     assert x.shape == (10, 3, 32, 32) and y.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5]
     assert torch.equal(x[5], dataset[5][0])
     assert load_split("cifar10", tmp_path, train=False)[0].shape == (2, 3, 32, 32)
+
+
+def test_poisson_batches_are_opacus_batches():
+    n, q, steps = 500, 0.04, 25  # batch_size 20
+    opacus = UniformWithReplacementSampler(num_samples=n, sample_rate=q, generator=torch.Generator().manual_seed(7))
+    ours = poisson_batches(n, q, steps, torch.Generator().manual_seed(7))
+    assert len(opacus) == steps  # Opacus's epoch: 1/q steps, as many as a fixed-size epoch of n // (q n) has
+    assert [batch.tolist() for batch in ours] == [list(batch) for batch in opacus]
+
+
+def test_poisson_batch_sizes_follow_the_binomial():
+    """4,000 batches of N = 1,000 at q = 0.02: the sizes' histogram against Binomial(1000, 0.02) by a chi-square
+    test (sizes 9..31, the rest pooled at both ends), with their mean and variance beside it."""
+    n, q = 1_000, 0.02
+    sizes = np.array([batch.numel() for batch in poisson_batches(n, q, 4_000, torch.Generator().manual_seed(1))])
+    edges = np.arange(9, 32)
+    observed = np.array([(sizes < 9).sum(), *[(sizes == k).sum() for k in edges], (sizes > 31).sum()])
+    law = stats.binom(n, q)
+    expected = len(sizes) * np.array([law.cdf(8), *law.pmf(edges), law.sf(31)])
+    assert stats.chisquare(observed, expected * observed.sum() / expected.sum()).pvalue > 1e-3
+    assert abs(sizes.mean() - n * q) < 0.2 and abs(sizes.var() / (n * q * (1 - q)) - 1) < 0.1

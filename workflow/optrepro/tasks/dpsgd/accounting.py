@@ -16,9 +16,10 @@ epoch: an epoch whose σ̂_e is below UNDER_NOISED·σ'_e is accounted with
 σ̂_e, the noise actually added, instead of the claim. A standard
 subsampled-Gaussian accountant (Opacus RDP or PRV) then composes the steps
 with their own σ'_e. Opacus assumes Poisson sampling with rate q and
-add/remove neighbours; the driver keeps the original's shuffled fixed-size
-batches with q = B/N, the usual approximation (no formal amplification
-guarantee for shuffling).
+add/remove neighbours, which is how the driver samples under `corrected`
+(vectorised.poisson_batches); under `mlsbench` its shuffled fixed-size
+batches do not satisfy the assumption, so `epsilon_rdp` there is a figure
+for comparison, not a bound.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 It prints the original's lines in its order, preceded by a
 TASK_CONFIG line and followed by one FINAL_METRICS line (the runner's
-final metrics), and draws every random number the original draws, in the same
-order, from the same generators. What differs is speed: the data
+final metrics), and under `mlsbench` draws every random number the original
+draws, in the same order, from the same generators (under `corrected` the
+batches are Poisson ones instead, from a generator of their own seeded with
+the run's seed: `epoch_batches`). What differs is speed: the data
 lives on the device and per-example gradients come from one vectorised pass
 per batch (vectorised.py). The protocol decides the accounting (accounting.py):
 `mlsbench` calibrates σ and reports ε with the benchmark's formula,
@@ -37,7 +39,7 @@ from .accounting import BENCHMARK, PrivacyLedger, calibrate_sigma
 from .audit import audit_step, verdict
 from .config import DPSGDConfig, TaskConfigError
 from .core import MODELS, NAMES
-from .vectorised import epoch_order, evaluate, load_split, per_sample_gradients
+from .vectorised import epoch_order, evaluate, load_split, per_sample_gradients, poisson_batches
 
 LOG_EVERY = 50  # batches between TRAIN_METRICS lines
 # Accuracies and ε print with 4 decimals in TEST_METRICS; FINAL_METRICS keeps them alike.
@@ -72,11 +74,15 @@ def install_gradients(path: str, model: torch.nn.Module, noised) -> None:
 
 
 def private_step(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                 grads: list[torch.Tensor], step: int, epoch: int) -> None:
-    """One private step: the mechanism privatises the per-example gradients, the optimiser takes its step."""
+                 grads: list[torch.Tensor], step: int, epoch: int, rescale: float) -> None:
+    """One private step: the mechanism privatises the per-example gradients, the optimiser takes its step on
+    them times `rescale` (1 for fixed-size batches; b / E[b] for Poisson ones, see `train_epoch`)."""
     noised = call_strategy(path, "clip_and_noise", mechanism.clip_and_noise, grads, step, epoch)
     optimizer.zero_grad()
     install_gradients(path, model, noised)
+    if rescale != 1.0:
+        for p in model.parameters():
+            p.grad = p.grad * rescale
     optimizer.step()
 
 
@@ -90,34 +96,56 @@ def reported_sigma(path: str, value) -> float:
     return sigma
 
 
+def epoch_batches(config: DPSGDConfig, n: int, sampler: torch.Generator):
+    """This epoch's batches of row indices: the original's shuffled fixed-size ones under `mlsbench`, Poisson
+    ones (`poisson_batches`, as many as a fixed-size epoch has) under a standard accountant, which assumes them."""
+    steps = n // config.batch_size
+    if config.accountant != BENCHMARK:
+        return poisson_batches(n, config.batch_size / n, steps, sampler)
+    order = epoch_order(n)
+    return (order[index * config.batch_size:(index + 1) * config.batch_size] for index in range(steps))
+
+
 def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, config: DPSGDConfig, epoch: int, step: int, audits: list,
-                audit_rng: random.Random) -> tuple[int, float, float]:
+                audit_rng: random.Random, sampler: torch.Generator) -> tuple[int, float, float]:
     """One training epoch, auditing one batch drawn from the private `audit_rng` into `audits`; (global step after
-    it, train loss, train acc %)."""
+    it, train loss, train acc %).
+
+    A Poisson batch of b rows goes to the mechanism as it comes; since a mechanism divides by the batch it gets,
+    its output is rescaled by b / E[b] (E[b] = batch_size), which makes the update Opacus's for Poisson batches
+    (sum of clipped gradients plus noise, over the expected batch size). An empty batch releases nothing: the
+    mechanism is not called (the shipped ones divide by the batch size), the model does not move, and the step
+    still counts for the accountant. The audit takes the first non-empty batch from its drawn index on.
+    """
     model.train()
     batch, steps = config.batch_size, x.shape[0] // config.batch_size
-    audited = audit_rng.randrange(steps) if config.audit else -1
-    order = epoch_order(x.shape[0]).to(x.device)
+    audited = audit_rng.randrange(steps) if config.audit else steps
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    for index in range(steps):
-        rows = order[index * batch:(index + 1) * batch]
-        xb, yb = x[rows], y[rows]
-        grads = per_sample_gradients(model, xb, yb)
-        if index == audited:
-            audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm, audit_rng))
-        private_step(path, mechanism, model, optimizer, grads, step, epoch)
-        with torch.no_grad():  # step 4: running loss and accuracy of the updated model on this batch
-            logits = model(xb)
-            loss_sum += F.cross_entropy(logits, yb).double() * batch
-            correct += (logits.argmax(dim=1) == yb).sum()
+    seen = 0
+    for index, rows in enumerate(epoch_batches(config, x.shape[0], sampler)):
+        rows = rows.to(x.device)
+        size = rows.shape[0]
+        if size:
+            xb, yb = x[rows], y[rows]
+            grads = per_sample_gradients(model, xb, yb)
+            if index >= audited:
+                audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm, audit_rng))
+                audited = steps
+            private_step(path, mechanism, model, optimizer, grads, step, epoch, size / batch)
+            with torch.no_grad():  # step 4: running loss and accuracy of the updated model on this batch
+                logits = model(xb)
+                loss_sum += F.cross_entropy(logits, yb).double() * size
+                correct += (logits.argmax(dim=1) == yb).sum()
+        seen += size
         step += 1
         if (index + 1) % LOG_EVERY == 0:
-            seen = (index + 1) * batch
-            emit("TRAIN_METRICS", {"epoch": epoch, "step": step, "loss": loss_sum.item() / seen,
-                                   "accuracy": 100.0 * correct.item() / seen}, decimals={"accuracy": 2})
-    return step, loss_sum.item() / (steps * batch), 100.0 * correct.item() / (steps * batch)
+            emit("TRAIN_METRICS", {"epoch": epoch, "step": step, "loss": loss_sum.item() / max(seen, 1),
+                                   "accuracy": 100.0 * correct.item() / max(seen, 1)}, decimals={"accuracy": 2})
+    if audited < steps:  # every batch from the drawn index on was empty: nothing to audit this epoch
+        audits.append(None)
+    return step, loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1)
 
 
 def is_private(audit: str, protocol_accountant: str) -> bool:
@@ -128,6 +156,16 @@ def is_private(audit: str, protocol_accountant: str) -> bool:
     if audit in ("data-dependent", "not-audited"):
         return False
     return protocol_accountant != BENCHMARK or not audit.startswith("under-noised")
+
+
+def privacy_terms(config: DPSGDConfig) -> dict[str, object]:
+    """What an ε is a statement about: the accountant, the batches' sampling, the neighbouring relation, δ.
+    Opacus's accountants (epsilon_rdp, and `epsilon` under `corrected`) assume Poisson sampling and add/remove
+    neighbours; under `mlsbench` the batches are shuffled, so its epsilon_rdp is computed under an assumption
+    the run does not satisfy, not a bound."""
+    return {"accountant": config.accountant,
+            "sampling": "shuffled" if config.accountant == BENCHMARK else "poisson",
+            "neighbours": "add-remove", "target_delta": repr(config.target_delta)}
 
 
 def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Tensor, ...],
@@ -159,10 +197,11 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
                               epochs=config.epochs, target_epsilon=config.target_epsilon,
                               target_delta=config.target_delta)
     ledger, audits = PrivacyLedger(q, config.target_delta), []
+    sampler = torch.Generator().manual_seed(seed)  # Poisson batches: a stream of their own, fixed by the seed
     step, best = 0, 0.0
     for epoch in range(1, config.epochs + 1):
         step, train_loss, train_acc = train_epoch(strategy.path, mechanism, model, optimizer, x_train, y_train,
-                                                  config, epoch, step, audits, audit_rng)
+                                                  config, epoch, step, audits, audit_rng, sampler)
         test_loss, test_acc = evaluate(model, x_test, y_test)
         value = call_strategy(strategy.path, "get_effective_sigma", mechanism.get_effective_sigma, step, epoch)
         point = audits[-1] if config.audit else None  # this epoch's audit (None: the mechanism was not auditable)
@@ -184,7 +223,8 @@ def run_benchmark(strategy, config: DPSGDConfig, seed: int, data: tuple[torch.Te
     metrics = {"score": best if config.accountant == BENCHMARK else accuracy, "accuracy": accuracy,
                "best_accuracy": best, "epsilon": epsilon, "epsilon_rdp": ledger.epsilon("rdp"), "sigma": sigma,
                "sigma_reported": ledger.reported, "audit": audit, "audit_ratio": audit_ratio,
-               "private": int(is_private(audit, config.accountant)), "target_epsilon": config.target_epsilon}
+               "private": int(is_private(audit, config.accountant)), "target_epsilon": config.target_epsilon,
+               **privacy_terms(config)}
     emit("FINAL_METRICS", metrics, FOUR_DECIMALS)
     return metrics
 

@@ -8,6 +8,10 @@
   generator for its workers' base seed, and the shuffling sampler takes a
   second one to seed the generator of its `randperm`. Same seed, same batches;
   test passes take their one draw through `skip_loader_draw`.
+* `poisson_batches`: under `corrected`, the sampling its accountant assumes:
+  each example joins each step's batch independently with probability q,
+  drawn as Opacus's `UniformWithReplacementSampler` draws it (the same
+  indices from the same generator), so batch sizes are Binomial(N, q).
 * `per_sample_gradients`: every example's exact gradient in one vectorised
   pass (torch.func `vmap` over `grad` of the model applied to a batch of one).
 """
@@ -58,6 +62,13 @@ def epoch_order(n: int) -> torch.Tensor:
     skip_loader_draw()
     seed = int(torch.empty((), dtype=torch.int64).random_().item())
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+
+
+def poisson_batches(n: int, q: float, steps: int, generator: torch.Generator):
+    """`steps` batches of row indices, each row in each batch independently with probability q (one uniform per
+    row per step from `generator`, compared with q, as Opacus does); a batch may be empty."""
+    for _ in range(steps):
+        yield (torch.rand(n, generator=generator) < q).nonzero().reshape(-1)
 
 
 def per_sample_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
