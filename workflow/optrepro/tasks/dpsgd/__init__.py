@@ -60,7 +60,9 @@ TASK = TaskSpec(
     figures=(FigureSpec(
         "accuracy_vs_epsilon", "DP-SGD accuracy against ε",
         "Final test accuracy against the privacy budget ε: as the benchmark's own formula reports it (left) and as "
-        "a standard subsampled-Gaussian RDP accountant computes it for the same noise (right). Small markers: "
-        "single runs; large markers: mean over seeds; marker shape: dataset.",
+        "a standard subsampled-Gaussian RDP accountant computes it for the same noise (right), both at the run's "
+        "δ for add/remove neighbours. The standard accountant assumes Poisson batches: `corrected` samples them, so "
+        "its ε is a bound; `mlsbench` shuffles fixed-size batches, so its right-hand ε is a figure for comparison, "
+        "not a bound. Small markers: single runs; large markers: mean over seeds; marker shape: dataset.",
         "optrepro.report.figures:accuracy_vs_epsilon"),),
 )
