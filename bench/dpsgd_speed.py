@@ -48,7 +48,7 @@ def examples_per_second(gradients, strategy, config, device: torch.device, steps
         if step == 1:
             synchronize(device)
             start = time.perf_counter()
-        private_step(strategy.path, mechanism, model, optimizer, gradients(model, x, y), step, 1)
+        private_step(strategy.path, mechanism, model, optimizer, gradients(model, x, y), step, 1, 1.0)
     synchronize(device)
     return steps * config.batch_size / (time.perf_counter() - start)
 
