@@ -1,13 +1,15 @@
-"""DP-SGD speed: the driver's vectorised per-example gradients against the original's per-example loop.
+"""DP-SGD speed: the driver's vectorised per-example gradients against the original's per-example loop, and
+the mechanism called in-process against the mechanism in its own process (as runs call it).
 
     python bench/dpsgd_speed.py --device auto --benchmark mnist --steps 20
     python bench/dpsgd_speed.py --device cuda --benchmark cifar10 --steps 50
 
-Both sides run the same training step on the same device in one process (per-example
-gradients, the baseline `standard_dpsgd` mechanism, the SGD update) on batches of random
-images shaped like the benchmark's data, from the same initial model; printed are training
-examples per second of each, their ratio, and the largest difference between the two
-sides' per-example gradients on the first batch.
+Every side runs the same training step on the same device in one process (per-example gradients, the
+baseline `standard_dpsgd` mechanism, the SGD update) on batches of random images shaped like the
+benchmark's data, from the same initial model; printed are training examples per second of each, their
+ratios, and the largest difference between the two gradient paths' per-example gradients on the first batch.
+The separate process is the runs' own (optrepro.strategy_host, its sandbox included): the gradients cross
+through its shared arena, the generator states with every call.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from optrepro.device import resolve_device
+from optrepro.strategy_host import StrategyHost
 from optrepro.tasks.dpsgd.config import resolve_config
 from optrepro.tasks.dpsgd.core import MODELS, compute_per_sample_gradients
 from optrepro.tasks.dpsgd.driver import DRIVER, private_step
@@ -34,7 +37,8 @@ def synchronize(device: torch.device) -> None:
 
 
 def examples_per_second(gradients, strategy, config, device: torch.device, steps: int) -> float:
-    """Train `steps` steps (after one warm-up step) with the given per-example gradient function."""
+    """Train `steps` steps (after one warm-up step) with the given per-example gradient function and the
+    strategy's mechanism (in this process, or in the strategy's)."""
     torch.manual_seed(0)
     model = MODELS[config.dataset]().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9)
@@ -73,12 +77,17 @@ def main() -> None:
     difference = max(float((a - b).abs().max()) for a, b in zip(per_sample_gradients(model, x, y),
                                                                    compute_per_sample_gradients(model, x, y)))
     fast = examples_per_second(per_sample_gradients, strategy, config, device, args.steps)
+    with StrategyHost("dpsgd", args.strategy, ("DPMechanism",), device, kept=DRIVER.kept_results,
+                      snapshot="copy" if device.type == "cuda" else "fork") as host:
+        hosted = examples_per_second(per_sample_gradients, host, config, device, args.steps)
     slow = examples_per_second(compute_per_sample_gradients, strategy, config, device, args.steps)
     print(f"{args.benchmark} ({type(model).__name__}), batch {config.batch_size}, {args.steps} steps, "
           f"{Path(args.strategy).stem}; max |vectorised - loop| gradient difference {difference:.1e}")
-    print(f"  vectorised (torch.func)  {fast:10.0f} examples/s")
-    print(f"  per-example loop         {slow:10.0f} examples/s")
-    print(f"  speed-up                 {fast / slow:10.1f}x")
+    print(f"  vectorised (torch.func), mechanism in-process      {fast:10.0f} examples/s")
+    print(f"  vectorised, mechanism in its own process (as runs)  {hosted:10.0f} examples/s")
+    print(f"  per-example loop, mechanism in-process              {slow:10.0f} examples/s")
+    print(f"  speed-up of vectorised over loop                    {fast / slow:10.1f}x")
+    print(f"  cost of the mechanism's own process                 {100 * (fast / hosted - 1):+10.1f} %")
 
 
 if __name__ == "__main__":

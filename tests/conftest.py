@@ -4,6 +4,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 OFFLINE = os.environ.get("OPTREPRO_OFFLINE") == "1"
@@ -94,3 +95,22 @@ def host_path(request):
     forget()  # what was found under this PATH, not the test's
     yield path
     forget()
+
+
+def write_idx(path, array):
+    """An IDX file: two zero bytes, type 0x08 (uint8), rank, big-endian sizes, then the bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def fake_root(tmp_path_factory):
+    """DATA_ROOT with random Fashion-MNIST-format files: 420 training and 50 test images."""
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "fmnist" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 420), ("t10k", 50)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n) % 10)
+    return root

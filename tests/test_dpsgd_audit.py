@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 import torch
 
-from optrepro.strategy import load_strategy
 from optrepro.tasks.dpsgd.audit import AuditPoint, audit_step, verdict
 from optrepro.tasks.dpsgd.core import MNISTNet
-from optrepro.tasks.dpsgd.driver import strategy_namespace
+from optrepro.tasks.dpsgd.driver import DRIVER
 from optrepro.tasks.dpsgd.vectorised import per_sample_gradients
 
 STANDARD = Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "standard_dpsgd.py"
 SIGMA = 0.5
+CPU = torch.device("cpu")
 VARIANTS = {
     "half_noise": """
         class DPMechanism(Standard):
@@ -72,9 +72,9 @@ def mechanism(tmp_path, variant=None):
         source += "\nStandard = DPMechanism\n" + textwrap.dedent(VARIANTS[variant])
     path = tmp_path / f"{variant or 'standard'}.py"
     path.write_text(source)
-    cls = load_strategy(path, strategy_namespace(), ["DPMechanism"]).DPMechanism
-    return cls(max_grad_norm=1.0, noise_multiplier=SIGMA, n_params=26_010, dataset_size=60_000, batch_size=64,
-               epochs=5, target_epsilon=3.0, target_delta=1e-5)
+    return DRIVER.load_strategy(path).DPMechanism(max_grad_norm=1.0, noise_multiplier=SIGMA, n_params=26_010,
+                                                  dataset_size=60_000, batch_size=64, epochs=5, target_epsilon=3.0,
+                                                  target_delta=1e-5)
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def grads():
 
 def test_standard_passes_and_the_estimate_is_within_3_percent(tmp_path, grads):
     standard = mechanism(tmp_path)
-    points = [audit_step(standard, grads, 3, 1, 1.0, random.Random(seed)) for seed in range(20)]
+    points = [audit_step(standard, grads, 3, 1, 1.0, random.Random(seed), CPU) for seed in range(20)]
     ratios = np.array([p.sigma / SIGMA for p in points])
     assert not any(p.data_dependent for p in points)
     assert np.abs(ratios - 1).max() < 0.03, ratios
@@ -96,14 +96,14 @@ def test_standard_passes_and_the_estimate_is_within_3_percent(tmp_path, grads):
 
 @pytest.mark.parametrize("variant, ratio", [("half_noise", 0.5), ("per_tensor", 8 ** -0.5)])
 def test_under_noising_is_measured(tmp_path, grads, variant, ratio):
-    point = audit_step(mechanism(tmp_path, variant), grads, 3, 1, 1.0, random.Random(7))
+    point = audit_step(mechanism(tmp_path, variant), grads, 3, 1, 1.0, random.Random(7), CPU)
     assert point.sigma / SIGMA == pytest.approx(ratio, rel=0.04) and not point.data_dependent
     token, measured = verdict([point], [SIGMA])
     assert token == f"under-noised:{measured:.2f}" and " " not in token
 
 
 def test_adaptive_threshold_is_data_dependent(tmp_path, grads):
-    point = audit_step(mechanism(tmp_path, "adaptive"), grads, 3, 1, 1.0, random.Random(7))
+    point = audit_step(mechanism(tmp_path, "adaptive"), grads, 3, 1, 1.0, random.Random(7), CPU)
     assert point.data_dependent and point.sigma == pytest.approx(SIGMA, rel=0.03)  # its ratio σ is still right
     assert verdict([point], [SIGMA])[0] == "data-dependent"
 
@@ -112,7 +112,7 @@ def test_audit_leaves_mechanism_and_generators_alone(tmp_path, grads):
     adaptive = mechanism(tmp_path, "adaptive")
     before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
     saved = [g.clone() for g in grads]
-    audit_step(adaptive, grads, 3, 1, 1.0, random.Random(7))
+    audit_step(adaptive, grads, 3, 1, 1.0, random.Random(7), CPU)
     assert adaptive.max_grad_norm == 1.0
     assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
     assert np.array_equal(np.random.get_state()[1], before[2])
@@ -120,7 +120,8 @@ def test_audit_leaves_mechanism_and_generators_alone(tmp_path, grads):
 
 
 def test_unauditable_mechanism_is_reported_not_failed(tmp_path, grads):
-    assert audit_step(mechanism(tmp_path, "raises_on_large_gradients"), grads, 3, 1, 1.0, random.Random(7)) is None
+    unauditable = mechanism(tmp_path, "raises_on_large_gradients")
+    assert audit_step(unauditable, grads, 3, 1, 1.0, random.Random(7), CPU) is None
     assert verdict([None, None], [SIGMA]) == ("not-audited", pytest.approx(float("nan"), nan_ok=True))
 
 

@@ -9,7 +9,7 @@ define, the names it runs among, and how to run one benchmark.
 
 Order at start: overrides are parsed and the configuration resolved and
 validated, the device resolved, the strategy file loaded (for parity and
-bilevel in a process of its own: optrepro.strategy_host), then the benchmark
+parity, bilevel and DP-SGD in a process of its own: optrepro.strategy_host), then the benchmark
 runs; the first failure ends the process.
 """
 
@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
+import torch
+
 from ..data.manifest import DataError
 from ..device import DEVICE_ENV, DEVICE_LINE, REQUESTS, device_info, resolve_device
 from ..strategy import StrategyError, load_strategy
-from ..strategy_host import StrategyHost
+from ..strategy_host import LocalObject, StrategyHost
 from . import get
 from .scale import TaskConfigError
 
@@ -51,16 +53,24 @@ class Driver:
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
     configure: Callable[[argparse.Namespace, dict], object] | None = None
     # The strategy's functions run in a process of their own (optrepro.strategy_host), returning plain values
-    # and instances of `accepted_results`; not for DP-SGD, whose mechanism is called at every training step.
+    # and instances of `accepted_results`; the results of `kept_results` (DP-SGD's mechanism) stay there as
+    # objects whose methods the driver calls.
     separate_process: bool = False
     accepted_results: tuple[type, ...] = ()
+    kept_results: tuple[str, ...] = ()
     # Run in the strategy's process on each function's result (name, result) before it is sent: a lossless,
     # smaller form the driver accepts (its classes among `accepted_results`).
     compact_result: Callable[[str, object], object] | None = None
 
-    def load_strategy(self, path: str | Path):
-        """The strategy file loaded in this process among the task's names (the reference for the host's)."""
-        return load_strategy(path, self.namespace(), get(self.task).strategy_functions)
+    def load_strategy(self, path: str | Path, device: torch.device = torch.device("cpu")):
+        """The strategy file loaded in this process among the task's names (the tests' reference for the host's),
+        the results of `kept_results` wrapped as the host's are (LocalObject)."""
+        strategy = load_strategy(path, self.namespace(), get(self.task).strategy_functions)
+        for name in self.kept_results:
+            function = getattr(strategy, name)
+            setattr(strategy, name, lambda *args, _function=function, **kwargs:
+                    LocalObject(strategy.path, _function(*args, **kwargs), device))
+        return strategy
 
 
 def parser(driver: Driver) -> argparse.ArgumentParser:
@@ -101,7 +111,8 @@ def main(driver: Driver, argv: list[str] | None = None) -> int:
         with contextlib.ExitStack() as stack:
             if driver.separate_process:
                 strategy = stack.enter_context(StrategyHost(driver.task, args.strategy, task.strategy_functions,
-                                                            device, driver.accepted_results))
+                                                            device, driver.accepted_results, driver.kept_results,
+                                                            "copy" if device.type == "cuda" else "fork"))
             else:
                 strategy = driver.load_strategy(args.strategy)
             summary = driver.run(strategy, config, args.seed, device)

@@ -65,15 +65,14 @@ the step's noise scale unchanged are not seen as such.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 import random
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
+
+from ...strategy_host import advanced_states, rng_states
 
 NOISE_STATES = 32  # K: noise draws beyond the first, per audited step
 PROBE_SCALES = (2.0, 6.0)  # probe sizes: 10^U(2, 6) times the batch's largest gradient norm
@@ -89,27 +88,6 @@ class AuditPoint:
     epoch: int
     sigma: float
     data_dependent: bool
-
-
-@contextmanager
-def preserved_random_state():
-    """Every global generator a mechanism may draw from comes back to its state on exit."""
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
-    states = torch.get_rng_state(), random.getstate(), np.random.get_state()
-    try:
-        yield
-    finally:
-        torch.set_rng_state(states[0])
-        random.setstate(states[1])
-        np.random.set_state(states[2])
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
-
-
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 def random_direction(grads: list[torch.Tensor], rng: random.Random) -> list[torch.Tensor]:
@@ -141,10 +119,9 @@ def with_example(grads: list[torch.Tensor], index: int, example: list[torch.Tens
     return batch
 
 
-def release(mechanism, grads: list[torch.Tensor], step: int, epoch: int, seed: int) -> list[torch.Tensor]:
-    """One output of a copy of the mechanism under random state `seed`, as float64 tensors."""
-    seed_everything(seed)
-    out = copy.deepcopy(mechanism).clip_and_noise(grads, step, epoch)
+def release(mechanism, grads: list[torch.Tensor], step: int, epoch: int, states: dict) -> list[torch.Tensor]:
+    """One output of a snapshot of the mechanism under generator `states`, as float64 tensors."""
+    out = mechanism.snapshot("clip_and_noise", (grads, step, epoch), states)
     if not isinstance(out, (list, tuple)) or not out or not all(isinstance(t, torch.Tensor) for t in out):
         raise TypeError("clip_and_noise returned no list of tensors")
     return [t.detach().double() for t in out]
@@ -163,19 +140,19 @@ def whitened_norm(a: list[torch.Tensor], b: list[torch.Tensor], scale: list[floa
 
 
 def audit_step(mechanism, grads: list[torch.Tensor], step: int, epoch: int, max_grad_norm: float,
-               rng: random.Random) -> AuditPoint | None:
-    """Measure σ̂ at one step on copies of `mechanism`, every choice drawn from the private `rng`; None when the
-    mechanism cannot be audited."""
+               rng: random.Random, device: torch.device) -> AuditPoint | None:
+    """Measure σ̂ at one step on snapshots of `mechanism` (a HostedObject, or its in-process LocalObject), every
+    choice drawn from the private `rng`; None when the mechanism cannot be audited."""
     index = rng.randrange(grads[0].shape[0])
-    seeds = [rng.getrandbits(63) for _ in range(NOISE_STATES + 1)]
+    live = rng_states(device)
+    states = [live] + [advanced_states(live, rng, device) for _ in range(NOISE_STATES)]
     examples = probes(grads, max_grad_norm, rng)
-    with preserved_random_state():
-        try:
-            noisy = [release(mechanism, with_example(grads, index, None), step, epoch, seed) for seed in seeds]
-            replaced = [noisy[:2]] + [[release(mechanism, with_example(grads, index, e), step, epoch, seed)
-                                       for seed in seeds[:2]] for e in examples]
-        except Exception:  # noqa: BLE001 - a mechanism that breaks on copies or audit inputs is reported unaudited
-            return None
+    try:
+        noisy = [release(mechanism, with_example(grads, index, None), step, epoch, state) for state in states]
+        replaced = [noisy[:2]] + [[release(mechanism, with_example(grads, index, e), step, epoch, state)
+                                   for state in states[:2]] for e in examples]
+    except Exception:  # noqa: BLE001 - a mechanism that breaks on snapshots or audit inputs is reported unaudited
+        return None
     noise = [float(torch.stack(draws).var(dim=0).mean().sqrt()) for draws in zip(*noisy)]
     realisations = [[x1 - x0 for x0, x1 in zip(*outputs)] for outputs in replaced]
     # Each batch's noise scale per tensor: the batch as it is, times the ratio of the realisations' sizes.

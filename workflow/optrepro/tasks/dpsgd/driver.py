@@ -62,15 +62,16 @@ def load_data(config: DPSGDConfig, root: str | Path, device: torch.device) -> tu
 
 
 def install_gradients(path: str, model: torch.nn.Module, noised) -> None:
-    """Make `noised[j]` the gradient of parameter j (positional; missing ones stay None, extras are ignored)."""
+    """Make `noised[j]` the gradient of parameter j (positional; missing ones stay None, extras are ignored), on
+    the parameter's device (the mechanism's process returns tensors on the CPU)."""
     if not isinstance(noised, (list, tuple)):
         raise StrategyError(path, f"clip_and_noise must return a list of tensors, got {type(noised).__name__}")
     for j, (p, g) in enumerate(zip(model.parameters(), noised)):
-        if not isinstance(g, torch.Tensor) or g.shape != p.shape or g.dtype != p.dtype or g.device != p.device:
-            got = f"{g.dtype} {tuple(g.shape)} on {g.device}" if isinstance(g, torch.Tensor) else type(g).__name__
+        if not isinstance(g, torch.Tensor) or g.shape != p.shape or g.dtype != p.dtype:
+            got = f"{g.dtype} {tuple(g.shape)}" if isinstance(g, torch.Tensor) else type(g).__name__
             raise StrategyError(path, f"clip_and_noise returned {got} for parameter {j}; expected "
-                                      f"{p.dtype} {tuple(p.shape)} on {p.device}")
-        p.grad = g
+                                      f"{p.dtype} {tuple(p.shape)}")
+        p.grad = g.to(p.device)
 
 
 def private_step(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -131,7 +132,7 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
             xb, yb = x[rows], y[rows]
             grads = per_sample_gradients(model, xb, yb)
             if index >= audited:
-                audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm, audit_rng))
+                audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm, audit_rng, x.device))
                 audited = steps
             private_step(path, mechanism, model, optimizer, grads, step, epoch, size / batch)
             with torch.no_grad():  # step 4: running loss and accuracy of the updated model on this batch
@@ -239,7 +240,7 @@ def strategy_namespace() -> dict[str, object]:
     return dict(NAMES)
 
 
-DRIVER = cli.Driver("dpsgd", strategy_namespace, run)
+DRIVER = cli.Driver("dpsgd", strategy_namespace, run, separate_process=True, kept_results=("DPMechanism",))
 
 
 def main(argv: list[str] | None = None) -> int:
