@@ -132,6 +132,77 @@ RUNNER_FAULTS = [
 ]
 
 
+# DP-SGD mechanisms: the baseline with one statement added to clip_and_noise ({first}) or to __init__ ({init}).
+DP_FORGED = ("FINAL_METRICS score=99.9900 accuracy=99.9900 best_accuracy=99.9900 epsilon=0.0100 epsilon_rdp=0.0100 "
+             "sigma=9.000000 sigma_reported=9.000000 audit=ok audit_ratio=1.0000 private=1 target_epsilon=3.000000 "
+             "accountant=benchmark sampling=shuffled neighbours=add-remove target_delta=1e-05")
+DP_CLASHING = "FINAL_METRICS task=forged strategy=forged status=ok seed=0 score=99.99"
+# Tensors in the mechanism's process that look like a test set's labels, overwritten with the model's guesses'
+# likeliest value (0); in the driver's process they would be the real labels.
+LABELS = ("[t.zero_() for t in gc.get_objects() if isinstance(t, torch.Tensor) and t.dtype == torch.int64 "
+          "and t.dim() == 1 and t.numel() >= 40]")
+FRAMES = ("f = sys._getframe()\n        while f:\n            [v.zero_() for v in f.f_locals.values() if isinstance(v, "
+          "torch.Tensor) and v.dtype == torch.int64]\n            f = f.f_back")
+
+
+def mechanism(first: str = "pass", init: str = "pass", header: str = "import atexit, gc, inspect, os, sys\n") -> str:
+    """The baseline DP mechanism with `init` at the end of __init__ and `first` opening clip_and_noise."""
+    source = (Path(__file__).resolve().parents[2] / "strategies" / "dpsgd" / "standard_dpsgd.py").read_text()
+    source = source.replace("        self.noise_multiplier = noise_multiplier\n",
+                            f"        self.noise_multiplier = noise_multiplier\n        {init}\n")
+    source = source.replace("        batch = per_sample_grads[0].shape[0]\n",
+                            f"        {first}\n        batch = per_sample_grads[0].shape[0]\n")
+    return header + source
+
+
+def noise_only_when(audited: str) -> str:
+    """The baseline adding its noise only when `audited` (an expression) holds."""
+    return mechanism(first=f"audited = {audited}").replace(
+        "noise_std = self.noise_multiplier", "noise_std = float(audited) * self.noise_multiplier")
+
+
+@dataclass(frozen=True)
+class DPFault:
+    id: str
+    source: str
+    outcome: str  # "failed: <regex of the error>", "honest" (the honest run's numbers), "unranked" (private 0)
+    sees: str
+
+
+UNDER_NOISED = "unranked: its audit measures the noise it adds in training, none (`under-noised:0.00`, private 0)"
+DP_FAULTS = [
+    DPFault("dp-forge-and-exit", mechanism(f"print({DP_FORGED!r}, flush=True); os._exit(0)"),
+            r"failed: .*: the strategy's process ended while running clip_and_noise: exit status 0$",
+            "failed run; the forged line only in the job log, prefixed `strategy| `"),
+    DPFault("dp-forge-at-exit", mechanism(init=f"atexit.register(print, {DP_FORGED!r})"), "honest",
+            "ok run with its real numbers: the line the mechanism's process prints as it ends is prefixed"),
+    DPFault("dp-forge-clashing-keys", mechanism(f"print({DP_CLASHING!r}, flush=True)"), "honest",
+            "ok run with its real numbers; the report reads only the driver's lines"),
+    DPFault("dp-overwrite-labels", mechanism(LABELS), "honest",
+            "ok run with its real numbers: the test labels are not in the mechanism's process"),
+    DPFault("dp-overwrite-through-frames", mechanism(FRAMES), "honest",
+            "ok run with its real numbers: no driver frame is on the mechanism's stack"),
+    DPFault("dp-patch-evaluate", mechanism(init="sys.modules['optrepro.tasks.dpsgd.driver'].evaluate = "
+                                                "lambda *a: (0.0, 100.0)"), "honest",
+            "ok run with its real numbers: it patched its own process's copy of the driver"),
+    DPFault("dp-patch-torch", mechanism(init="torch.Tensor.__eq__ = lambda a, b: torch.ones_like(a, dtype=bool)"),
+            "honest", "ok run with its real numbers: torch is patched in the mechanism's process only"),
+    DPFault("dp-dodge-stack", noise_only_when("any(f.function == 'audit_step' for f in inspect.stack())"),
+            "unranked", UNDER_NOISED),
+    DPFault("dp-dodge-deepcopy", noise_only_when("getattr(self, 'probed', False)").replace(
+        "    def get_effective_sigma", "    def __deepcopy__(self, memo):\n        copied = type(self).__new__(type(self))"
+        "\n        copied.__dict__.update(self.__dict__, probed=True)\n        return copied\n\n"
+        "    def get_effective_sigma"), "unranked", UNDER_NOISED),
+    DPFault("dp-dodge-initial-seed", noise_only_when("torch.initial_seed() != self.seed").replace(
+        "self.noise_multiplier = noise_multiplier\n", "self.noise_multiplier = noise_multiplier\n"
+        "        self.seed = torch.initial_seed()\n", 1), "unranked", UNDER_NOISED),
+    DPFault("dp-numpy-noise", mechanism().replace(
+        "mean + noise_std * torch.randn_like(mean)",
+        "mean + noise_std * torch.from_numpy(np.random.standard_normal(tuple(mean.shape))).to(mean.dtype)"),
+            "private", "ok run, audited `ok` and ranked: honest noise from numpy's generator is measured as such"),
+]
+
+
 def processes_with(marker: str) -> list[int]:
     """Live processes (not zombies) whose command line contains `marker`, seen from outside any sandbox."""
     found = []

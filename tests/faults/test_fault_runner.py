@@ -188,7 +188,7 @@ def test_the_good_strategy_of_the_catalog_is_good(tmp_path):
 
 
 def test_the_fault_table_names_every_fault_and_counts_them():
-    section = (REPO / "docs" / "failures.md").read_text()
+    section = (REPO / "docs" / "failures.md").read_text().split("## DP-SGD mechanisms")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| fault")]
     for fault in RUNNER_FAULTS:
         assert f"(`{fault.id}`)" in section, fault.id

@@ -2,9 +2,11 @@
 
 Why: a strategy is untrusted code. Inside the driver it could print the driver's METRICS lines, patch the
 driver or read what the driver holds; in a process of its own it can do none of that under bubblewrap or
-confinement (on a bare host, as root, it reaches the driver through /proc: see docs/failures.md). Here (parity
-and bilevel; DP-SGD mechanisms are called at every step and stay in the training process) the driver starts a
-host process that loads the strategy file and calls its functions on request. With every call the driver sends
+confinement (on a bare host, as root, it reaches the driver through /proc: see docs/failures.md). Here the
+driver starts a host process that loads the strategy file and calls its functions on request; the results of
+the functions a driver names `kept` (DP-SGD's `DPMechanism`) stay in the host as objects whose methods the
+driver calls there (HostedObject), and a snapshot of the host (a fork on the CPU) answers a call without
+touching the live object (the DP-SGD audit's probes). With every call the driver sends
 the arguments and the state of every random generator (torch's CPU and CUDA ones, numpy's, `random`'s) and
 takes back the return value, the generators' new states and, for a module argument (`init_model`'s model), its
 new parameters: every random stream is the one an in-process call would have used, so the numbers a driver
@@ -17,7 +19,8 @@ dicts (numpy arrays as tensors, numpy scalars as numbers); a dataclass the drive
 ToyStrategy and HypercleanStrategy, parity's PackedInputs) as its fields; any other object as an empty
 stand-in of the same type name, which the driver's checks then refuse as they refuse the object. A driver may
 first compact a result in the host, losslessly (`Driver.compact_result`: parity bit-packs a training set of 0s
-and 1s). Results go through a file in an exchange folder and are memory-mapped, not copied.
+and 1s). Requests go through the pipe, their large tensors (a step's per-example gradients) through shared
+memory set up once (Arena); results through a file in an exchange folder, memory-mapped when large.
 
 Isolation: where bubblewrap works (the `sandbox` setting, from the runner in SANDBOX_ENV; default auto) the
 host runs in a sandbox nested in the driver's: the file system read-only, the data root and the workflow's
@@ -71,6 +74,11 @@ OUTPUT_PREFIX = "strategy| "
 REPLY = "reply.pt"
 ARENA_MIN_BYTES = 1 << 16  # tensor arguments this large cross through the shared arena, smaller ones in the request
 MMAP_MIN_BYTES = 1 << 24  # replies this large are memory-mapped, not read
+# In the host, glibc keeps what the strategy frees for reuse (no mmap below 32 MB, no trimming, the heap grown
+# 256 MB at a time), so a step's temporaries (a DP-SGD mechanism's clipped copy of the gradients) do not fault
+# in fresh pages every call; without it the separate process cost MNIST about 48 % (bench/dpsgd_speed.py).
+KEEP_FREED = ("glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967295:"
+              "glibc.malloc.top_pad=268435456")
 ALIGN = 64  # arena offsets, so that a slice views as any dtype
 SNAPSHOTS = ("fork", "copy")  # how a snapshot is taken: fork the host (CPU), or deep-copy the kept objects (CUDA)
 
@@ -308,7 +316,7 @@ class StrategyHost:
                                         Path.cwd(),
                                         [*hidden, Path.cwd() / "results"], nested=True)
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True, env=child_env(),
+                                        stderr=subprocess.STDOUT, text=True, env=child_env(GLIBC_TUNABLES=KEEP_FREED),
                                         pass_fds=(requests_read, replies_write, self.arena.fd),
                                         preexec_fn=die_with_parent)
         os.close(requests_read)

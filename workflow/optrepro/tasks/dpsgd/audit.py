@@ -2,14 +2,16 @@
 
 The benchmark's accountant sees only the σ a mechanism reports. At one step
 per epoch the driver hands the step's per-example gradients to `audit_step`,
-which calls `clip_and_noise` on deep copies of the mechanism (the real one,
-the model and the privacy spend are untouched) under chosen random states,
-and restores every random generator afterwards (torch CPU and CUDA,
-`random`, numpy), so a run gives bit-identical results with or without the
-audit. Everything a mechanism could use to tell an audit from training is
-drawn from the driver's private generator (`random.Random` seeded from the
-operating system, which no strategy sees): the audited batch, the replaced
-example, the random states, and the probes' directions, signs and sizes.
+which calls `clip_and_noise` on snapshots of the mechanism: forks of its
+process (strategy_host.HostedObject.snapshot) whose call takes the same path,
+with the same stack, as a training call, so the real mechanism, the model
+and the privacy spend are untouched and a run gives bit-identical results
+with or without the audit. The snapshots draw from the live generator
+states, or from states further along the same streams (advanced_states), not
+from reseeded ones. Everything else the audit chooses is drawn from the
+driver's private generator (`random.Random` seeded from the operating
+system, which no strategy sees): the audited batch, the replaced example, how
+far each stream is advanced, and the probes' directions, signs and sizes.
 
 Method. Outputs are compared under *common random numbers*: with the
 generators reset to the same state, a data-independent mechanism draws the
@@ -47,20 +49,22 @@ standard mechanism and requires every σ̂ within 3 % of the true σ.
 Verdict over the run: `under-noised:<r>` when the smallest σ̂/σ' is below
 UNDER_NOISED (σ' the multiplier accounted for that step's epoch,
 accounting.PrivacyLedger), else `data-dependent` when any step showed it,
-else `ok`; `not-audited` when no step could be audited (a mechanism that
-cannot be deep-copied, raises on the audit's inputs or returns no tensors).
+else `ok`; `not-audited` when no step could be audited (a mechanism whose
+snapshot dies or raises on the audit's inputs, or returns no tensors).
 
-Limits: it runs in the mechanism's own process, so code written to deceive
-an in-process audit (inspecting the caller's frames, say) can still do so:
-the audit catches honest mistakes and the shipped tricks, it is evidence,
-not proof. It checks the one release of a step, not leakage carried to later
+Limits: a probe is a call the mechanism cannot tell from training by its stack, by a copy of itself or by a
+reseeded generator (tests/test_dpsgd_host.py), but it can still tell by what a fork changes (its process ID,
+its parent's, its process times), by a generator state that does not continue its last call's (every probe
+but the first few starts from an advanced state), or by the probes' inputs themselves (a batch with one
+example replaced by a huge one), and on a GPU the snapshots are deep copies in the mechanism's process (a
+fork cannot use the device), which `__deepcopy__` can recognise: the audit catches honest mistakes and the
+shipped tricks, it is evidence, not proof. It checks the one release of a step, not leakage carried to later
 steps through un-noised state; it finds the sensitivity only along the
 replacements it tries (a lower bound, so σ̂ can miss under-noising but its
 flags are real up to the estimate's ~2% error); noise must come from the
 global generators (noise from a mechanism's own generator looks like no
-noise) and be independent within each tensor; state kept outside the
-instance (module globals) is not copied; data-dependent choices that leave
-the step's noise scale unchanged are not seen as such.
+noise) and be independent within each tensor; data-dependent choices that
+leave the step's noise scale unchanged are not seen as such.
 """
 
 from __future__ import annotations
