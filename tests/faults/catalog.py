@@ -190,8 +190,9 @@ DP_FAULTS = [
     DPFault("dp-dodge-stack", noise_only_when("any(f.function == 'audit_step' for f in inspect.stack())"),
             "unranked", UNDER_NOISED),
     DPFault("dp-dodge-deepcopy", noise_only_when("getattr(self, 'probed', False)").replace(
-        "    def get_effective_sigma", "    def __deepcopy__(self, memo):\n        copied = type(self).__new__(type(self))"
-        "\n        copied.__dict__.update(self.__dict__, probed=True)\n        return copied\n\n"
+        "    def get_effective_sigma", "    def __deepcopy__(self, memo):\n"
+        "        copied = type(self).__new__(type(self))\n"
+        "        copied.__dict__.update(self.__dict__, probed=True)\n        return copied\n\n"
         "    def get_effective_sigma"), "unranked", UNDER_NOISED),
     DPFault("dp-dodge-initial-seed", noise_only_when("torch.initial_seed() != self.seed").replace(
         "self.noise_multiplier = noise_multiplier\n", "self.noise_multiplier = noise_multiplier\n"
