@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 
 from optrepro.device import resolve_device
-from optrepro.strategy_host import StrategyHost
 from optrepro.tasks.dpsgd.config import resolve_config
 from optrepro.tasks.dpsgd.core import MODELS, compute_per_sample_gradients
 from optrepro.tasks.dpsgd.driver import DRIVER, private_step
@@ -78,8 +77,7 @@ def main() -> None:
     y = torch.randint(0, 10, (8,), device=device)
     difference = max(float((a - b).abs().max()) for a, b in zip(per_sample_gradients(model, x, y),
                                                                    compute_per_sample_gradients(model, x, y)))
-    with StrategyHost("dpsgd", args.strategy, ("DPMechanism",), device, kept=DRIVER.kept_results,
-                      snapshot="copy" if device.type == "cuda" else "fork") as host:
+    with DRIVER.host(args.strategy, device) as host:
         rounds = [(examples_per_second(per_sample_gradients, strategy, config, device, args.steps),
                    examples_per_second(per_sample_gradients, host, config, device, args.steps))
                   for _ in range(args.rounds)]  # alternated, the best of each: a busy moment slows one round

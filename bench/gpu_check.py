@@ -233,8 +233,8 @@ def synthetic_dpsgd(args: argparse.Namespace) -> int:
                                         torch.randint(0, 10, (n_train,), generator=generator),
                                         torch.randn(n_test, *shape, generator=generator),
                                         torch.randint(0, 10, (n_test,), generator=generator)))
-    strategy = DRIVER.load_strategy(args.strategy)
-    run_benchmark(strategy, config, args.seed, data)
+    with DRIVER.host(args.strategy, device) as strategy:  # the mechanism in its own process, as in a run
+        run_benchmark(strategy, config, args.seed, data)
     return 0
 
 

@@ -43,8 +43,8 @@ def printed(capsys, strategy, protocol: str, root: Path) -> str:
     return capsys.readouterr().out + ending
 
 
-def hosted(path: Path, snapshot: str = "fork") -> StrategyHost:
-    return StrategyHost("dpsgd", path, ("DPMechanism",), CPU, kept=("DPMechanism",), snapshot=snapshot)
+def hosted(path: Path, snapshot: str | None = None) -> StrategyHost:
+    return StrategyHost("dpsgd", path, ("DPMechanism",), CPU, kept=DRIVER.kept_results, snapshot=snapshot)
 
 
 @pytest.mark.parametrize("protocol", ["mlsbench", "corrected"])

@@ -294,11 +294,12 @@ class StrategyHost:
     """The driver's handle on a strategy file loaded in a host process; its functions are attributes, called
     as in-process ones would be (arguments, return value, random streams, exceptions as StrategyError). The
     results of the functions named in `kept` stay in the host as objects (HostedObject); `snapshot` says how
-    the host takes a snapshot of them (SNAPSHOTS)."""
+    the host takes a snapshot of them (SNAPSHOTS; by default a fork, deep copies on CUDA)."""
 
     def __init__(self, task: str, path: str | Path, functions: tuple[str, ...], device: torch.device,
-                 accepted: tuple[type, ...] = (), kept: tuple[str, ...] = (), snapshot: str = "fork"):
+                 accepted: tuple[type, ...] = (), kept: tuple[str, ...] = (), snapshot: str | None = None):
         self.path, self.device = str(path), device
+        snapshot = snapshot or ("copy" if device.type == "cuda" else "fork")
         read_source(Path(path))  # one that cannot be read fails here, as in-process, not in the sandbox's set-up
         self.accepted = {cls.__name__: cls for cls in accepted}
         undumpable()  # the host, the same user, cannot reach the driver's memory or descriptors through /proc

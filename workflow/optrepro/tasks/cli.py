@@ -62,6 +62,11 @@ class Driver:
     # smaller form the driver accepts (its classes among `accepted_results`).
     compact_result: Callable[[str, object], object] | None = None
 
+    def host(self, path: str | Path, device: torch.device) -> StrategyHost:
+        """The strategy file loaded in a process of its own, as runs load it (a context manager)."""
+        return StrategyHost(self.task, path, get(self.task).strategy_functions, device, self.accepted_results,
+                            self.kept_results)
+
     def load_strategy(self, path: str | Path, device: torch.device = torch.device("cpu")):
         """The strategy file loaded in this process among the task's names (the tests' reference for the host's),
         the results of `kept_results` wrapped as the host's are (LocalObject)."""
@@ -110,9 +115,7 @@ def main(driver: Driver, argv: list[str] | None = None) -> int:
             print(DEVICE_LINE + json.dumps(device_info(args.device, device)), file=sys.stderr, flush=True)
         with contextlib.ExitStack() as stack:
             if driver.separate_process:
-                strategy = stack.enter_context(StrategyHost(driver.task, args.strategy, task.strategy_functions,
-                                                            device, driver.accepted_results, driver.kept_results,
-                                                            "copy" if device.type == "cuda" else "fork"))
+                strategy = stack.enter_context(driver.host(args.strategy, device))
             else:
                 strategy = driver.load_strategy(args.strategy)
             summary = driver.run(strategy, config, args.seed, device)
