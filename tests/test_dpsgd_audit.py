@@ -5,13 +5,14 @@
 * a mechanism that halves its noise but reports the same σ is flagged with a
   ratio near 0.5, per-tensor clipping with per-tensor noise near 1/√8;
 * an un-noised quantile-adaptive threshold is flagged as data-dependent,
-  and its σ is still measured right;
+  and its σ is still measured right, also one counted around a centre of its own;
 * the audit leaves the mechanism and every global random generator as it found them;
 * a mechanism that cannot be audited is reported so, not failed.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import textwrap
 from pathlib import Path
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 import torch
 
+from optrepro.strategy_host import LocalObject
+from optrepro.tasks.dpsgd import audit
 from optrepro.tasks.dpsgd.audit import AuditPoint, audit_step, verdict
 from optrepro.tasks.dpsgd.core import MNISTNet
 from optrepro.tasks.dpsgd.driver import DRIVER
@@ -130,3 +133,26 @@ def test_verdict_compares_each_step_with_its_epoch_sigma():
     assert verdict(points, [1.0, 0.5]) == ("data-dependent", 1.0)
     assert verdict(points, [1.0, 1.0]) == ("under-noised:0.50", 0.5)
     assert verdict(points[:1] + [None], [1.0, 1.0]) == ("ok", 1.0)
+
+
+@pytest.mark.parametrize("peers, flagged", [(0, range(1, 9)), (audit.PEERS, range(9, 11))])
+def test_a_centred_adaptive_threshold_is_found_by_swapping_in_peers(monkeypatch, grads, peers, flagged):
+    """`ema_centered_adaptive_clip` counts the residuals around its centre c above its threshold C, un-noised.
+    When the batch's gradients share a large component that c has learnt (residuals g_i, ||c|| above every
+    one), zero and the huge probes are all "above", as a large example is: with the audit's example above C
+    (half the time) they do not move the count, and the dependence goes unseen (about 5 of 10 audits flag it).
+    Other examples of the batch swapped in are on the other side of C about half the time each (at least 9 of 10
+    audits flag it)."""
+    monkeypatch.setattr(audit, "PEERS", peers)
+    path = Path(__file__).resolve().parent.parent / "strategies" / "dpsgd" / "ema_centered_adaptive_clip.py"
+    target = DRIVER.load_strategy(path).DPMechanism(
+        max_grad_norm=1.0, noise_multiplier=SIGMA, n_params=26_010, dataset_size=60_000, batch_size=64, epochs=5,
+        target_epsilon=3.0, target_delta=1e-5)._target
+    norms = torch.sqrt(sum(g.flatten(1).pow(2).sum(dim=1) for g in grads))
+    direction = audit.random_direction(grads, random.Random(1))
+    target.center = [3 * float(norms.max()) * d / math.sqrt(len(grads)) for d in direction]
+    target.clip = float(norms.median())
+    shifted = [g + c for g, c in zip(grads, target.center)]
+    mechanism = LocalObject(str(path), target, CPU)
+    points = [audit_step(mechanism, shifted, 3, 1, 1.0, random.Random(seed), CPU) for seed in range(10)]
+    assert sum(point.data_dependent for point in points) in flagged

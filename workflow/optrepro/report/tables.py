@@ -161,6 +161,8 @@ def result_table(cells: pd.DataFrame, title: str, name: str, warnings: dict[str,
     if len(ranked):
         note = metric_note(cells["task"].iloc[0], ranked.iloc[0])
         caption += f" Ranks and profiles compare {ranked.iloc[0]}" + (f": {note}." if note else ".")
+    caption += "".join(f" {metric}: {note}." for metric in metrics if metric not in set(ranked)
+                       and (note := metric_note(cells["task"].iloc[0], metric)))
     if reference:
         caption += (f" *: p < {SIGNIFICANCE} in Welch's t-test against the reference strategy {reference}; the 95% CI,"
                     " the difference and p are under each value in the HTML report and in the statistics table.")

@@ -55,6 +55,14 @@ TASK = TaskSpec(
                     "Subset", "datasets", "transforms", "compute_epsilon", "calibrate_noise_to_epsilon", "MNISTNet",
                     "CIFAR10Net", "compute_per_sample_gradients"),
     datasets=DATASETS,
+    # What every ε is a statement about (each record also names its accountant, sampling, neighbours and δ).
+    metric_notes={
+        "epsilon": "spent at the run's δ for add/remove neighbours; under `mlsbench` by the benchmark's own formula "
+                   "over shuffled fixed-size batches, under `corrected` by Opacus's accountant over Poisson batches, "
+                   "the sampling it assumes (a bound)",
+        "epsilon_rdp": "Opacus RDP at the same δ and neighbours; a bound under `corrected`, under `mlsbench` (shuffled "
+                       "batches) a figure for comparison, not a bound",
+    },
     ranking_exclusion=ranking_exclusion,
     caveat=caveat,
     figures=(FigureSpec(

@@ -12,8 +12,10 @@ This is exact for a constant σ and for a mechanism that reports the
 equivalent σ of a schedule as the contract asks (noise_decay), and it never
 lets a later report take back spend already accounted. Under `corrected`
 the driver also passes the privacy audit's measured multiplier σ̂_e of the
-epoch: an epoch whose σ̂_e is below UNDER_NOISED·σ'_e is accounted with
-σ̂_e, the noise actually added, instead of the claim. A standard
+epoch, and the epoch is accounted with min(σ'_e, σ̂_e·(1 + MEASUREMENT_MARGIN)):
+the claim while it lies within the measurement's error of the noise actually
+added (an honest mechanism's σ̂ lands within 3 % of its σ), else the largest
+σ that measurement allows, however small the shortfall. A standard
 subsampled-Gaussian accountant (Opacus RDP or PRV) then composes the steps
 with their own σ'_e. Opacus assumes Poisson sampling with rate q and
 add/remove neighbours, which is how the driver samples under `corrected`
@@ -30,7 +32,7 @@ import warnings
 from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 
-from .audit import UNDER_NOISED
+from .audit import MEASUREMENT_MARGIN
 from .core import calibrate_noise_to_epsilon, compute_epsilon
 
 BENCHMARK = "benchmark"  # the original's formula (core.compute_epsilon); other names are Opacus accountants
@@ -87,8 +89,8 @@ class PrivacyLedger:
         else:
             multiplier = math.sqrt(new / (claimed - previous))
         self.claimed.append(multiplier)
-        if measured is not None and measured < UNDER_NOISED * multiplier:
-            multiplier = measured
+        if measured is not None:
+            multiplier = min(multiplier, measured * (1 + MEASUREMENT_MARGIN))
         self.epochs.append((multiplier, new))
         self.steps, self.reported = steps, sigma
         return multiplier
