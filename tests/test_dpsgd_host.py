@@ -7,7 +7,8 @@
   itself, a changed `torch.initial_seed()`) now see a probe exactly as a training call, so a mechanism that adds
   noise only when it recognises an audit is measured un-noised: not private under `mlsbench`, over budget (the
   run fails) under `corrected`;
-* a snapshot that dies leaves the live mechanism running: the run completes, not audited, not private.
+* a snapshot that dies leaves the live mechanism running: the run completes, not audited, not private;
+* the first step is audited too: a threshold that follows the data only there is caught.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from optrepro.tasks.dpsgd.driver import DRIVER, load_data, run_benchmark
 REPO = Path(__file__).resolve().parent.parent
 MECHANISMS = sorted(path.stem for path in (REPO / "strategies" / "dpsgd").glob("*.py"))
 CPU = torch.device("cpu")
-SMALL = {"batch_size": 16, "max_train_examples": 160, "max_test_examples": 40, "epochs": 2}
+SMALL = {"batch_size": 16, "max_train_examples": 160, "max_test_examples": 40, "epochs": 1}
 
 
 def printed(capsys, strategy, protocol: str, root: Path) -> str:
@@ -116,3 +117,21 @@ def test_a_snapshot_that_dies_leaves_the_run_going(tmp_path, capsys, monkeypatch
     status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, source, [*TINY, "--set", "epochs=1"])
     final = final_metrics(parse_log(out))
     assert status == 0 and final["audit"] == "not-audited" and final["private"] == 0, err
+
+
+def test_a_threshold_that_moves_with_the_data_only_at_the_start_is_caught(tmp_path, capsys, monkeypatch, fake_root):
+    """Its clip threshold follows the batch at step 0 only, as an adaptive one that settles at its clamp within
+    epoch 1 does: the epoch's drawn step would see no dependence (51 times in 52), the first step's audit does."""
+    source = STANDARD + "\nStandard = DPMechanism\n" + textwrap.dedent("""
+        class DPMechanism(Standard):
+            def clip_and_noise(self, grads, step, epoch):
+                if step == 0:
+                    batch = grads[0].shape[0]
+                    norms = torch.sqrt(sum(g.reshape(batch, -1).pow(2).sum(dim=1) for g in grads))
+                    above = (norms > self.max_grad_norm).float().mean().item()
+                    self.max_grad_norm *= math.exp(0.2 * (above - 0.5))
+                return super().clip_and_noise(grads, step, epoch)
+        """)
+    status, out, err, _ = run_driver(tmp_path, capsys, monkeypatch, fake_root, source, [*TINY, "--set", "epochs=1"])
+    final = final_metrics(parse_log(out))
+    assert status == 0 and final["audit"] == "data-dependent" and final["private"] == 0, err

@@ -1,7 +1,8 @@
 """Privacy audit: the noise a mechanism really adds, relative to its real per-example sensitivity.
 
 The benchmark's accountant sees only the σ a mechanism reports. At one step
-per epoch the driver hands the step's per-example gradients to `audit_step`,
+per epoch (and the first step of a run: driver.train_epoch) the driver hands
+the step's per-example gradients to `audit_step`,
 which calls `clip_and_noise` on snapshots of the mechanism: forks of its
 process (strategy_host.HostedObject.snapshot) whose call takes the same path,
 with the same stack, as a training call, so the real mechanism, the model

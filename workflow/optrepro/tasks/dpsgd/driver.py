@@ -110,8 +110,12 @@ def epoch_batches(config: DPSGDConfig, n: int, sampler: torch.Generator):
 def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                 y: torch.Tensor, config: DPSGDConfig, epoch: int, step: int, audits: list,
                 audit_rng: random.Random, sampler: torch.Generator) -> tuple[int, float, float]:
-    """One training epoch, auditing one batch drawn from the private `audit_rng` into `audits`; (global step after
-    it, train loss, train acc %).
+    """One training epoch, auditing one batch drawn from the private `audit_rng` (and, in epoch 1, the first one)
+    into `audits`; (global step after it, train loss, train acc %).
+
+    The first step is audited too because an adaptive threshold (adaptive_clipping, ema_centered_adaptive_clip)
+    can settle at its clamp within epoch 1, after which one example no longer moves it: its data-dependent noise
+    shows only in the steps before.
 
     A Poisson batch of b rows goes to the mechanism as it comes; since a mechanism divides by the batch it gets,
     its output is rescaled by b / E[b] (E[b] = batch_size), which makes the update Opacus's for Poisson batches
@@ -121,7 +125,8 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
     """
     model.train()
     batch, steps = config.batch_size, x.shape[0] // config.batch_size
-    audited = audit_rng.randrange(steps) if config.audit else steps
+    pending = sorted({audit_rng.randrange(steps)} | ({0} if epoch == 1 else set()), reverse=True) \
+        if config.audit else []  # indices to audit from, the next last; the epoch's drawn one audited last
     loss_sum = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     seen = 0
@@ -131,9 +136,9 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
         if size:
             xb, yb = x[rows], y[rows]
             grads = per_sample_gradients(model, xb, yb)
-            if index >= audited:
+            if pending and index >= pending[-1]:
+                pending.pop()
                 audits.append(audit_step(mechanism, grads, step, epoch, config.max_grad_norm, audit_rng, x.device))
-                audited = steps
             private_step(path, mechanism, model, optimizer, grads, step, epoch, size / batch)
             with torch.no_grad():  # step 4: running loss and accuracy of the updated model on this batch
                 logits = model(xb)
@@ -144,8 +149,7 @@ def train_epoch(path: str, mechanism, model: torch.nn.Module, optimizer: torch.o
         if (index + 1) % LOG_EVERY == 0:
             emit("TRAIN_METRICS", {"epoch": epoch, "step": step, "loss": loss_sum.item() / max(seen, 1),
                                    "accuracy": 100.0 * correct.item() / max(seen, 1)}, decimals={"accuracy": 2})
-    if audited < steps:  # every batch from the drawn index on was empty: nothing to audit this epoch
-        audits.append(None)
+    audits.extend([None] * len(pending))  # every batch from an index on was empty: nothing to audit there
     return step, loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1)
 
 
