@@ -107,33 +107,19 @@ def set_rng_states(states: dict[str, object], device: torch.device) -> None:
 
 def advanced_states(states: dict[str, object], rng: random.Random, device: torch.device) -> dict[str, object]:
     """Generator states further along the same streams (each advanced by a number of draws from `rng`): a state the
-    run's generators would reach, not a reseeding, so `torch.initial_seed()` and its like read as in training."""
-    draws = lambda: rng.randrange(1, 1 << 16)  # noqa: E731
-    torch_generator = torch.Generator()
-    torch_generator.set_state(states["torch"])
-    torch.empty(draws()).normal_(generator=torch_generator)
-    keys, position, has_gauss, gauss = states["numpy"]
-    numpy_generator = np.random.RandomState()
-    numpy_generator.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-    numpy_generator.random_sample(draws())
-    _, keys, position, has_gauss, gauss = numpy_generator.get_state()
-    python_generator = random.Random()
-    version, internal, gauss_next = states["random"]
-    python_generator.setstate((version, tuple(internal), gauss_next))
-    python_generator.getrandbits(32 * draws())
-    version, internal, gauss_next = python_generator.getstate()
-    advanced = {"torch": torch_generator.get_state(),
-                "numpy": [torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(gauss)],
-                "random": [version, list(internal), gauss_next]}
-    if "cuda" in states:
-        cuda_states = []
-        for index, state in enumerate(states["cuda"]):
-            generator = torch.Generator(device=f"cuda:{index}")
-            generator.set_state(state)
-            torch.empty(draws(), device=f"cuda:{index}").normal_(generator=generator)
-            cuda_states.append(generator.get_state())
-        advanced["cuda"] = cuda_states
-    return advanced
+    run's generators would reach, not a reseeding, so `torch.initial_seed()` and its like read as in training.
+    The generators are advanced in place from `states`, then put back as they were."""
+    saved = rng_states(device)
+    try:
+        set_rng_states(states, device)
+        torch.empty(rng.randrange(1, 1 << 16)).normal_()
+        np.random.random_sample(rng.randrange(1, 1 << 16))
+        random.getrandbits(32 * rng.randrange(1, 1 << 16))
+        for index in range(len(states.get("cuda", ()))):
+            torch.empty(rng.randrange(1, 1 << 16), device=f"cuda:{index}").normal_()
+        return rng_states(device)
+    finally:
+        set_rng_states(saved, device)
 
 
 def plain(value: object) -> object:
