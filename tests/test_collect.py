@@ -20,7 +20,7 @@ PACKAGES = {"numpy": "2.4.6", "opacus": "1.6.0", "pandas": "3.1.1", "torch": "2.
 
 def record(task, protocol, benchmark, strategy, seed, metrics, error="", **changes):
     """A record.json as optrepro.runner writes it; `changes` replace provenance fields (strategy_sha256, device_name,
-    torch)."""
+    torch) or give the run's scale overrides (overrides)."""
     packages = {**PACKAGES, "torch": changes.get("torch", PACKAGES["torch"])}
     return {
         "task": task, "benchmark": benchmark, "strategy": strategy, "seed": seed, "protocol": protocol,
@@ -28,7 +28,8 @@ def record(task, protocol, benchmark, strategy, seed, metrics, error="", **chang
         "metrics": {} if error else metrics,
         "hashes": {"strategy": changes.get("strategy_sha256", "a" * 64), "driver": "b" * 64,
                    "data": {"resources/data/mnist/train.bin": "d" * 64} if task == "dpsgd" else {}},
-        "config": {}, "command": [], "exit_status": 2 if error else 0,
+        "config": {"workflow": {}, "overrides": changes.get("overrides", []), "task_config": None}, "command": [],
+        "exit_status": 2 if error else 0,
         "git": {"commit": "c" * 40, "dirty": False},
         "environment": {"python": "3.11.7", "implementation": "CPython", "platform": "linux", "host": "node1",
                         "packages": packages},
@@ -159,6 +160,29 @@ def test_cli_writes_both_tables(tmp_path):
     assert len(runs) == len(dirs) and math.isclose(runs.loc[runs.task == "dpsgd", "epsilon"].iloc[0], 3.0)
     assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "runs.csv"]
     assert len(pd.read_csv(out / "curves.csv")) > 0
+
+
+def test_full_budget_is_per_run_whatever_the_scale_label(tmp_path):
+    """A run is at its benchmark's own budget when its scale overrides change nothing for it: the bilevel cap of
+    outer iterations leaves the toy whole and shortens hyper-cleaning; parity's step cap shortens it; a value equal
+    to the default is no override; a task this checkout does not know counts only without overrides. The column
+    survives runs.csv."""
+    cases = {("bilevel", "toy-convergence", ("max_outer_itr=50",)): True,
+             ("bilevel", "hyperclean-linear", ("max_outer_itr=50",)): False,
+             ("parity", "n32-k8", ("max_steps=4000",)): False,
+             ("parity", "n32-k8", ("max_steps=30000",)): True,
+             ("dpsgd", "mnist", ()): True,
+             ("dpsgd", "mnist", ("epochs=1",)): False,
+             ("elsewhere", "b", ()): True,
+             ("elsewhere", "b", ("steps=1",)): False}
+    dirs = [write_run(tmp_path / str(i), task, "mlsbench", benchmark, "s", 42, {"x": 1.0}, overrides=list(items))
+            for i, (task, benchmark, items) in enumerate(cases)]
+    out = tmp_path / "tables"
+    assert main(["--runs", str(out / "runs.csv"), "--curves", str(out / "curves.csv"), *map(str, dirs)]) == 0
+    runs = read_table(out / "runs.csv")
+    found = {key: bool(value) for key, value in zip(cases, runs.set_index("run_dir").loc[list(map(str, dirs)),
+                                                                                        "full_budget"])}
+    assert found == cases and runs["full_budget"].dtype == bool
 
 
 def test_cli_takes_its_run_list_from_a_file(tmp_path):

@@ -1,6 +1,7 @@
 """The reference importer on logs written in the original benchmarks' formats (docs/tasks/*.md §9), the reference
 file's checks, and the comparison of reference values with reproduced statistics."""
 
+import json
 import math
 from pathlib import Path
 
@@ -11,9 +12,12 @@ from optrepro.configuration import load
 from optrepro.metrics import format_calibration, format_epoch, format_final_results, format_line, format_model
 from optrepro.report.reference import (
     COLUMNS,
+    FAILED,
+    MEAN,
     ReferenceError,
     compare,
     main,
+    printed,
     read_reference,
     reference_path,
     reference_values,
@@ -88,6 +92,7 @@ def test_import_toy_log_with_explicit_benchmark_and_seed(tmp_path):
     table = read_reference(tmp_path / "ref.csv")
     assert len(table) == 7 and set(table.seed) == {"7"} and set(table.protocol) == {"corrected"}
     assert table.set_index("metric").value["convergence_steps"] == 599.5
+    assert table.set_index("metric").printed["convergence_steps"] == "599.500000"  # as the driver prints it
 
 
 def test_import_dpsgd_log_takes_its_test_metrics(tmp_path):
@@ -96,6 +101,7 @@ def test_import_dpsgd_log_takes_its_test_metrics(tmp_path):
     assert run_import(tmp_path / "ref.csv", "--task", "dpsgd", "--strategy", "standard_dpsgd", log) == 0
     table = read_reference(tmp_path / "ref.csv").set_index("metric")
     assert table.value.to_dict() == {"accuracy": 95.1234, "best_accuracy": 95.5, "epsilon": 3.0012}
+    assert table.printed["best_accuracy"] == "95.5000"
     assert set(table.benchmark) == {"mnist"} and set(table.seed) == {"456"}
 
 
@@ -133,7 +139,7 @@ def test_import_errors_are_one_clear_line(tmp_path, capsys, args, text, message)
 
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t.drop(columns=["source"]), "missing columns ['source']"),
-    (lambda t: t.assign(value=["x", "0.5"]), "value is not a number on line(s) 2"),
+    (lambda t: t.assign(value=["x", "0.5"]), "value is not a number or 'failed' on line(s) 2"),
     (lambda t: t.assign(seed=["42", "avg"]), "seed is not an integer or 'mean' on line(s) 3"),
 ])
 def test_reference_file_checks(tmp_path, edit, message):
@@ -164,17 +170,82 @@ def test_comparison_prefers_the_mean_row_and_checks_the_ci():
     assert math.isnan(table.loc[("n64-k8", "a"), "mean"]) and pd.isna(table.loc[("n64-k8", "a"), "inside_ci"])
 
 
-def test_the_shipped_reference_file_is_the_full_configurations_and_names_what_exists():
-    """references/mlsbench.csv: the original's 533 published baseline values, every one naming a task, benchmark
-    and shipped strategy of this checkout, under mlsbench, with its source; config/config.yaml points at it."""
-    path = reference_path(load(REPO / "config/config.yaml"))
-    assert path == Path("references/mlsbench.csv")  # relative to the working folder: the repository root here
+def test_the_shipped_reference_file_is_the_leaderboards_as_printed_with_its_failed_runs():
+    """references/mlsbench.csv (references/README.md): the original's 621 published baseline values, every one
+    naming a task, benchmark and shipped strategy of this checkout, under mlsbench, at its driver's decimals, the
+    original's failed runs among them; config/config.yaml and config/quick.yaml point at it."""
+    for config in ("config.yaml", "quick.yaml"):
+        path = reference_path(load(REPO / "config" / config))
+        assert path == Path("references/mlsbench.csv")  # relative to the working folder: the repository root here
     table = read_reference(REPO / path)
-    assert len(table) == 533 and set(table["protocol"]) == {"mlsbench"}
-    assert set(table["source"]) == {"MLS-Bench public leaderboard (website data, 2026-04)"}
+    assert len(table) == 621 and set(table["protocol"]) == {"mlsbench"} and MEAN not in set(table["seed"])
+    assert {source.split(", ")[-1] for source in table["source"]} == {
+        "optimization-parity.json", "optimization-bilevel.json", "optimization-dp-sgd.json"}
     for (task, benchmark, strategy), _ in table.groupby(["task", "benchmark", "strategy"]):
         assert benchmark in get(task).benchmarks
         assert (REPO / "strategies" / task / f"{strategy}.py").is_file()
-    toy = table[(table["benchmark"] == "toy-convergence") & (table["strategy"] == "v_pbgd")
-                & (table["metric"] == "convergence_steps")].set_index("seed")["printed"]
-    assert toy.to_dict() == {"42": "261.256", "123": "260.457", "456": "260.423", "mean": "260.712"}
+    held = table[table["printed"] != FAILED]
+    for row in held.itertuples():
+        assert row.printed == printed(row.task, row.metric, row.value), row
+    toy = held[(held["benchmark"] == "toy-convergence") & (held["strategy"] == "v_pbgd")].set_index(["metric", "seed"])
+    assert toy.loc["convergence_steps", "printed"].to_dict() == {"42": "261.256000", "123": "260.457000",
+                                                                 "456": "260.423000"}
+    assert set(toy.loc["success_rate", "printed"]) == {"1.000000"}
+    failed = table[table["printed"] == FAILED].groupby(["task", "benchmark", "strategy"])["seed"].unique()
+    assert {key: sorted(seeds) for key, seeds in failed.items()} == {
+        **{("parity", b, "multi_epoch"): ["123", "456"] for b in ("n32-k8", "n64-k8")},
+        **{("bilevel", "hyperclean-mlp", s): ["123", "456"] for s in ("g_pbgd", "rhg", "t_rhg", "v_pbgd")}}
+    assert not {"runtime_sec", "total_runtime_sec"} & set(table["metric"])
+
+
+def leaderboard(task_id, columns, rows):
+    """A file in the public leaderboard's shape: metric columns `<metric>_<benchmark>`, `elapsed_<benchmark>`."""
+    return {"task_id": task_id, "columns": ["timestamp", "model", "is_final", "seed", *columns],
+            "metric_columns": [c for c in columns if not c.startswith("elapsed_") and not c.endswith("_std")],
+            "rows": [{"timestamp": "2026-04-04T00:00:00+00:00", "is_final": True, **row} for row in rows]}
+
+
+def test_leaderboard_import_keeps_the_printed_precision_and_the_failed_runs(tmp_path):
+    bilevel = leaderboard("optimization-bilevel", [
+        "success_rate_toy_convergence", "runtime_sec_toy_convergence", "elapsed_toy-convergence",
+        "test_accuracy_hyperclean_mlp", "f1_score_hyperclean_mlp", "elapsed_hyperclean-mlp",
+        "test_accuracy_hyperclean_mlp_std"], [
+        {"model": "baseline:v_pbgd", "seed": "42", "success_rate_toy_convergence": 1.0,
+         "runtime_sec_toy_convergence": 0.69, "elapsed_toy-convergence": 7.0, "test_accuracy_hyperclean_mlp": 91.48,
+         "f1_score_hyperclean_mlp": 80.1, "elapsed_hyperclean-mlp": 174.3},
+        {"model": "baseline:v_pbgd", "seed": "123", "success_rate_toy_convergence": 1.0,
+         "runtime_sec_toy_convergence": 0.7, "elapsed_toy-convergence": 7.0, "test_accuracy_hyperclean_mlp": None,
+         "f1_score_hyperclean_mlp": None, "elapsed_hyperclean-mlp": 4.0},
+        {"model": "baseline:v_pbgd", "seed": "mean", "success_rate_toy_convergence": 1.0,
+         "test_accuracy_hyperclean_mlp": 91.48, "test_accuracy_hyperclean_mlp_std": 0.0},
+        {"model": "agent:someone", "seed": "42", "success_rate_toy_convergence": 0.5}])
+    dpsgd = leaderboard("optimization-dp-sgd", ["accuracy_mnist", "epsilon_mnist", "elapsed_mnist",
+                                                "accuracy_cifar10", "elapsed_cifar10"],
+                        [{"model": "baseline:standard_dpsgd", "seed": "42", "accuracy_mnist": 96.2,
+                          "epsilon_mnist": 3.0016, "elapsed_mnist": 254.4}])
+    files = []
+    for name, board in (("optimization-bilevel.json", bilevel), ("optimization-dp-sgd.json", dpsgd)):
+        files.append(tmp_path / name)
+        files[-1].write_text(json.dumps(board))
+    out = tmp_path / "ref.csv"
+    assert main(["leaderboard", "--source", "leaderboard, commit abc", "--out", str(out), *map(str, files)]) == 0
+    table = read_reference(out)
+    printed_by = {(row.benchmark, row.seed, row.metric): row.printed for row in table.itertuples()}
+    assert printed_by == {("toy-convergence", "42", "success_rate"): "1.000000",
+                          ("toy-convergence", "123", "success_rate"): "1.000000",
+                          ("hyperclean-mlp", "42", "test_accuracy"): "91.480000",
+                          ("hyperclean-mlp", "42", "f1_score"): "80.100000",
+                          ("hyperclean-mlp", "123", "test_accuracy"): FAILED,
+                          ("hyperclean-mlp", "123", "f1_score"): FAILED,
+                          ("mnist", "42", "accuracy"): "96.2000", ("mnist", "42", "epsilon"): "3.0016"}
+    assert set(table["source"]) == {"leaderboard, commit abc, optimization-bilevel.json",
+                                    "leaderboard, commit abc, optimization-dp-sgd.json"}
+    assert table.loc[table["printed"] == FAILED, "value"].isna().all()  # cifar10: neither values nor a wall time
+
+
+def test_a_leaderboard_of_an_unknown_task_is_one_clear_error(tmp_path, capsys):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(leaderboard("optimization-nas", [], [])))
+    assert main(["leaderboard", "--source", "x", "--out", str(tmp_path / "ref.csv"), str(path)]) == 2
+    assert "task_id 'optimization-nas' is the leaderboard id of no registered task" in capsys.readouterr().err
+    assert not (tmp_path / "ref.csv").exists()

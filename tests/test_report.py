@@ -36,7 +36,8 @@ def parity_config(scale):
 
 def run(benchmark, strategy, seed, accuracy=math.nan, error="", task="parity", protocol="mlsbench", **changes):
     return {"task": task, "protocol": protocol, "benchmark": benchmark, "strategy": strategy, "seed": seed,
-            "scale": "quick", "status": "failed" if error else "ok", "error": error, "wall_seconds": 12.5,
+            "scale": "quick", "status": "failed" if error else "ok", "error": error, "full_budget": False,
+            "wall_seconds": 12.5,
             "device": "cpu", "device_name": changes.get("device_name", "x86_64"), "strategy_sha256": "a" * 64,
             "driver_sha256": "b" * 64, "data_sha256": "", "git_commit": "c" * 40, "git_dirty": True,
             "python": "3.11.7", "torch": changes.get("torch", "2.14.1"),
@@ -286,7 +287,7 @@ def test_the_report_opens_with_the_reproduction_summary_and_the_corrections(repo
     assert headings[:4] == ["reproduction", "corrections", "quick-parity-mlsbench", "quick-parity-corrected"]
     summary = section(html, '<h2 id="reproduction">')
     assert "0 of 3 baseline cells reproduced (3 scale differs)." in summary
-    assert "our runs are at scale quick" in table_by_id(html, "reproduction-parity")
+    assert "our runs are below the benchmark&#39;s own budget (scale quick)" in table_by_id(html, "reproduction-parity")
     corrections = section(html, '<h2 id="corrections">')
     assert "parity n32-k8: τ undefined (1 strategy ranked under both protocols)" in corrections
     assert "0 of 0 comparisons with a task" in corrections

@@ -23,13 +23,14 @@ SOURCE = "hand-made"
 def runs_of(task, benchmark, strategy, values, metric, protocol="mlsbench", scale="full", seeds=(42, 123, 456),
             status="ok"):
     return [{"task": task, "protocol": protocol, "benchmark": benchmark, "strategy": strategy, "seed": seed,
-             "scale": scale, "status": status, metric: value} for seed, value in zip(seeds, values)]
+             "scale": scale, "full_budget": scale == "full", "status": status, metric: value}
+            for seed, value in zip(seeds, values)]
 
 
 def reference(rows):
     """Rows (task, benchmark, strategy, seed, metric, printed value) under mlsbench, read as read_reference does."""
     table = pd.DataFrame([(t, b, s, "mlsbench", seed, m, v, SOURCE) for t, b, s, seed, m, v in rows], columns=COLUMNS)
-    return table.assign(printed=table["value"], value=pd.to_numeric(table["value"]))
+    return table.assign(printed=table["value"], value=pd.to_numeric(table["value"], errors="coerce"))
 
 
 def verdict_of(table, strategy, metric):
@@ -91,6 +92,80 @@ def test_the_toy_is_compared_seed_by_seed():
     assert verdicts(runs, other_seeds).iloc[0]["verdict"] == "no data"
 
 
+def test_exact_cells_compare_at_the_precision_the_original_printed():
+    """The original printed six decimals: 0.96 is not 1.000000, 261.2564 is not 261.256000 (docs/reproduction.md)."""
+    runs = pd.DataFrame(runs_of("bilevel", "toy-convergence", "v_pbgd", [0.96, 1.0, 1.0], "success_rate")).assign(
+        convergence_steps=[261.2564, 260.457, 260.423])
+    ref = reference([("bilevel", "toy-convergence", "v_pbgd", seed, metric, value)
+                     for seed, steps in (("42", "261.256000"), ("123", "260.457000"), ("456", "260.423000"))
+                     for metric, value in (("success_rate", "1.000000"), ("convergence_steps", steps))])
+    table = verdicts(runs, ref)
+    assert verdict_of(table, "v_pbgd", "success_rate")[["verdict", "why"]].tolist() == [
+        "not reproduced", "seed 42: ours 0.960000"]
+    assert verdict_of(table, "v_pbgd", "convergence_steps")[["verdict", "why"]].tolist() == [
+        "not reproduced", "seed 42: ours 261.256400"]
+
+
+def test_an_exact_cell_needs_every_seed_of_the_original():
+    runs = pd.DataFrame(runs_of("bilevel", "toy-convergence", "v_pbgd", [1.0, 1.0], "success_rate", seeds=(42, 123)))
+    ref = reference([("bilevel", "toy-convergence", "v_pbgd", seed, "success_rate", "1.000000")
+                     for seed in ("42", "123", "456")])
+    row = verdicts(runs, ref).iloc[0]
+    assert row["verdict"] == "no data"
+    assert row["why"] == "the original's seed(s) 456 not among our ok runs (an exact cell needs every one)"
+
+
+def test_seeds_without_spread_are_judged_at_four_decimals():
+    """Three DP-SGD seeds at 96.24 against the original's 96.2000: not reproduced (its two-decimal text 96.2 would
+    have allowed ±0.05)."""
+    runs = pd.DataFrame(runs_of("dpsgd", "mnist", "standard_dpsgd", [96.24] * 3, "accuracy"))
+    row = verdicts(runs, reference([("dpsgd", "mnist", "standard_dpsgd", "42", "accuracy", "96.2000")])).iloc[0]
+    assert row["verdict"] == "not reproduced"
+
+
+def test_two_seeds_are_too_few_for_an_interval():
+    """0.78 and 0.95: the 95% prediction interval would be [-1.01, 2.74], which contains anything."""
+    runs = pd.DataFrame(runs_of("parity", "n32-k8", "default", [0.78, 0.95], "test_accuracy", seeds=(42, 123)))
+    row = verdicts(runs, reference([("parity", "n32-k8", "default", "42", "test_accuracy", "0.747457")])).iloc[0]
+    assert (row["verdict"], row["why"]) == ("too few seeds", "2 ok seed(s) of ours; an interval needs 3")
+
+
+def test_the_originals_spread_over_its_runs_is_pooled_with_ours():
+    """Three tight seeds (0.78, 0.79, 0.78) against the original's 15-run mean 0.747457 with runs' std 0.209050:
+    pooled variance (6.667e-5 + 0.209050²) / (2 + 14) = 0.0027355, t(0.975, 16) = 2.1199, half-width
+    2.1199 · 0.052302 · √(4/3) = 0.12803 around 0.78333: reproduced. Without the spread, our own (s = 0.00577,
+    half-width 0.0287) leaves 0.7475 outside."""
+    runs = pd.DataFrame(runs_of("parity", "n32-k8", "default", [0.78, 0.79, 0.78], "test_accuracy"))
+    alone = [("parity", "n32-k8", "default", "42", "test_accuracy", "0.747457")]
+    spread = [("parity", "n32-k8", "default", "42", "test_accuracy_std", "0.209050"),
+              ("parity", "n32-k8", "default", "42", "num_runs", "15")]
+    row = verdict_of(verdicts(runs, reference(alone + spread)), "default", "test_accuracy")
+    assert row["verdict"] == "reproduced" and "pooled with the original's spread" in row["why"]
+    assert (row["low"], row["high"]) == pytest.approx((0.78333 - 0.12803, 0.78333 + 0.12803), abs=2e-5)
+    assert verdicts(runs, reference(alone)).iloc[0]["verdict"] == "not reproduced"
+
+
+def test_failed_runs_of_the_original_are_shown_beside_ours():
+    ours = pd.DataFrame(runs_of("parity", "n32-k8", "multi_epoch", [0.80, 0.82, 0.84], "test_accuracy")
+                        + runs_of("parity", "n64-k8", "multi_epoch", [0.50, 0.51, 0.49], "test_accuracy"))
+    ref = reference([("parity", "n32-k8", "multi_epoch", "42", "test_accuracy", "0.820000"),
+                     ("parity", "n32-k8", "multi_epoch", "123", "test_accuracy", "failed"),
+                     ("parity", "n32-k8", "multi_epoch", "456", "test_accuracy", "failed")]
+                    + [("parity", "n64-k8", "multi_epoch", seed, "test_accuracy", "failed") for seed in ("42", "123")])
+    table = verdicts(ours, ref).set_index("benchmark")
+    some = table.loc["n32-k8"]
+    assert some["verdict"] == "reproduced" and some["original"] == "0.820000, failed, failed"
+    assert some["why"].endswith("; the original failed at seed(s) 123, 456 (ours: ok at 123, 456)")
+    every = table.loc["n64-k8"]
+    assert (every["verdict"], every["why"]) == ("original failed",
+                                                "every run of the original failed; ours: 3 ok seed(s)")
+
+
+def test_timings_are_never_judged():
+    runs = pd.DataFrame(runs_of("bilevel", "toy-convergence", "v_pbgd", [0.4, 0.5, 0.6], "runtime_sec"))
+    assert verdicts(runs, reference([("bilevel", "toy-convergence", "v_pbgd", "42", "runtime_sec", "0.7")])).empty
+
+
 def test_mean_only_reference_uses_the_ci_of_the_mean():
     runs = pd.DataFrame(runs_of("parity", "n32-k8", "default", [0.70, 0.75, 0.80], "test_accuracy"))
     # mean 0.75, s 0.05: CI of the mean 0.75 ± 4.3027 * 0.05 / sqrt(3) = ± 0.1242; a PI would be ± 0.2484
@@ -109,11 +184,13 @@ def test_no_data_one_seed_scale_differs_and_undeclared_metrics():
     table = verdicts(runs, ref)
     assert set(table["metric"]) == {"test_accuracy"}  # num_runs is not a metric parity declares
     by_cell = {(row.benchmark, row.strategy): (row.verdict, row.why) for row in table.itertuples()}
-    assert by_cell == {("n32-k8", "default"): ("no data", "one seed: no interval"),
-                       ("n50-k8", "default"): ("scale differs", "our runs are at scale quick"),
+    assert by_cell == {("n32-k8", "default"): ("too few seeds", "1 ok seed(s) of ours; an interval needs 3"),
+                       ("n50-k8", "default"): ("scale differs",
+                                               "our runs are below the benchmark's own budget (scale quick)"),
                        ("n64-k8", "default"): ("no data", "no ok run"),
-                       ("n32-k8", "nowd"): ("no data", "not run")}
-    assert count_sentence(table) == "0 of 4 baseline cells reproduced (3 no data, 1 scale differs)."
+                       ("n32-k8", "nowd"): ("not run", "not in this configuration")}
+    assert count_sentence(table) == ("0 of 3 baseline cells reproduced (1 too few seeds, 1 no data, 1 scale differs). "
+                                     "1 cell of the reference has no run in this configuration.")
 
 
 def protocol_runs():

@@ -11,6 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from optrepro.report.reference import read_reference
+from optrepro.report.reproduction import verdicts
+from optrepro.report.summarize import read_table
+
 pytestmark = pytest.mark.workflow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -136,6 +140,29 @@ def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_p
     # the next invocation tries the fetch again (and the hyper-cleaning run after it)
     assert "fetch of mnist failed last time; trying again" in snakemake(tmp_path)
     assert pd.read_csv(tmp_path / "results/tables/runs.csv").status.tolist().count("failed") == 1
+
+
+def test_the_toy_reproduces_the_original_exactly_in_the_report(tmp_path):
+    """The quick configuration's toy: its budget cap is hyper-cleaning's, so the toy runs its own budget and is
+    judged; `v_pbgd` and `g_pbgd` under mlsbench with the task's own seeds (the original's three) through the real
+    workflow: every toy cell of references/mlsbench.csv (5 declared metrics × 2 strategies) is reproduced, equal
+    at the six decimals the original printed."""
+    config = {"scale": "quick", "seeds": [1], "strategy_dir": str(REPO / "strategies"),
+              "report": {"reference_file": str(REPO / "references" / "mlsbench.csv")},
+              "tasks": {"bilevel": {"benchmarks": ["toy-convergence"], "protocols": ["mlsbench"],
+                                    "strategies": ["v_pbgd", "g_pbgd"], "reference": "v_pbgd",
+                                    "seeds": [42, 123, 456], "overrides": {"max_outer_itr": 50}}}}
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
+    snakemake(tmp_path)
+    runs = read_table(tmp_path / "results/tables/runs.csv")
+    assert sorted(runs["seed"]) == [42, 42, 123, 123, 456, 456] and runs["full_budget"].all()
+    judged = verdicts(runs, read_reference(REPO / "references" / "mlsbench.csv"))
+    toy = judged[judged["verdict"] != "not run"]
+    assert len(toy) == 10 and set(toy["benchmark"]) == {"toy-convergence"}
+    assert set(toy["verdict"]) == {"reproduced"}
+    assert set(toy["why"]) == {"equal at the printed precision for seed(s) 42, 123, 456"}
+    html = (tmp_path / "reports/report.html").read_text()
+    assert "10 of 10 baseline cells reproduced." in html
 
 
 def test_the_full_reproduction_plans_from_the_repository_root():

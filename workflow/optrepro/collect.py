@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from .files import write_csv_atomic
 from .metrics import parse_log
+from .tasks import find
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,9 +32,9 @@ INDEX_FIELDS = ["secret", "order", "run", "epoch", "step"]
 # Line kinds that go to curves.csv, each with the fields that are neither index nor metric (`Epoch 3/5`: 5).
 CURVE_KINDS = {"TRAIN_METRICS": (), "EPOCH": ("epochs",), "RUN_METRICS": ()}
 CURVE_COLUMNS = IDENTITY + ["kind"] + INDEX_FIELDS + ["metric", "value"]
-PROVENANCE = ["status", "error", "wall_seconds", "device", "device_name", "strategy_sha256", "driver_sha256",
-              "data_sha256", "git_commit", "git_dirty", "python", "torch", "packages", "host", "start", "end",
-              "run_dir", "notes", "sandbox"]
+PROVENANCE = ["status", "error", "full_budget", "wall_seconds", "device", "device_name", "strategy_sha256",
+              "driver_sha256", "data_sha256", "git_commit", "git_dirty", "python", "torch", "packages", "host", "start",
+              "end", "run_dir", "notes", "sandbox"]
 RUN_COLUMNS = IDENTITY + PROVENANCE  # runs.csv's own columns; a run's metrics come after them and never among them
 
 
@@ -56,10 +57,21 @@ def column_clashes(metrics: dict[str, object]) -> str | None:
     return f"metric names that are runs.csv columns: {', '.join(clashes)}" if clashes else None
 
 
+def full_budget(record: dict) -> bool:
+    """Whether a run ran its benchmark's own budget, whatever the configuration's scale label: its recorded scale
+    overrides change nothing for it (TaskSpec.full_budget); for a task this checkout does not know, none given."""
+    overrides = record["config"]["overrides"]
+    spec = find(record["task"])
+    if spec is None or record["benchmark"] not in spec.benchmarks or record["protocol"] not in spec.protocols:
+        return not overrides
+    return spec.full_budget(record["benchmark"], record["protocol"], overrides)
+
+
 def run_row(record: dict, run_dir: Path) -> dict[str, object]:
     row = {key: record.get(key) for key in IDENTITY}
     row.update({
-        "status": record["status"], "error": record.get("error") or "", "wall_seconds": record.get("wall_seconds"),
+        "status": record["status"], "error": record.get("error") or "", "full_budget": full_budget(record),
+        "wall_seconds": record.get("wall_seconds"),
         "device": record["device"]["resolved"], "device_name": record["device"]["name"],
         "strategy_sha256": record["hashes"]["strategy"], "driver_sha256": record["hashes"]["driver"],
         "data_sha256": data_digest(record["hashes"]["data"]), "git_commit": record["git"]["commit"],
@@ -83,7 +95,8 @@ def unreadable_row(run_dir: Path, error: Exception) -> dict[str, object]:
     seed = seed.removeprefix("seed")
     identity = dict(zip(IDENTITY, (task, protocol, benchmark, strategy, int(seed) if seed.isdigit() else seed,
                                    "unknown")))
-    return {**identity, **dict.fromkeys(PROVENANCE, ""), "status": "failed", "run_dir": str(run_dir),
+    return {**identity, **dict.fromkeys(PROVENANCE, ""), "status": "failed", "full_budget": False,
+            "run_dir": str(run_dir),
             "error": f"unreadable run folder: {type(error).__name__}: {error}"}
 
 

@@ -35,7 +35,10 @@ class MetricsLine:
     fields: dict[str, object] = field(default_factory=dict)
 
 
-def format_value(value: object, decimals: int = 6) -> str:
+DEFAULT_DECIMALS = 6  # the originals print floats with six decimals unless a task says otherwise
+
+
+def format_value(value: object, decimals: int = DEFAULT_DECIMALS) -> str:
     """Format like the originals: ints plainly, floats fixed-point (nan/inf as Python prints them)."""
     if isinstance(value, bool):
         return str(int(value))
@@ -49,7 +52,7 @@ def format_value(value: object, decimals: int = 6) -> str:
 def format_line(kind: str, fields: Mapping[str, object], decimals: Mapping[str, int] | None = None) -> str:
     """`KIND k1=v1 k2=v2 ...`; `decimals` overrides the 6-decimal default per key."""
     decimals = decimals or {}
-    parts = [f"{key}={format_value(value, decimals.get(key, 6))}" for key, value in fields.items()]
+    parts = [f"{key}={format_value(value, decimals.get(key, DEFAULT_DECIMALS))}" for key, value in fields.items()]
     return " ".join([kind, *parts])
 
 

@@ -146,7 +146,7 @@ def planned_runs(config: dict) -> list[PlannedRun]:
             for protocol in settings["protocols"]
             for benchmark in settings["benchmarks"]
             for strategy in task_strategies(config, root, task)
-            for seed in config["seeds"]]
+            for seed in settings.get("seeds", config["seeds"])]
 
 
 def strategy_file(config: dict, task: str, strategy: str) -> str:

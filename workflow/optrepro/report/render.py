@@ -36,7 +36,15 @@ from ..tasks import find
 from .figures import Figure, read_manifest
 from .lineage import cell_warnings, provenance
 from .reference import compare, read_reference
-from .reproduction import RULE, compare_protocols, conclusion_changes, corrections_paragraph, count_sentence, verdicts
+from .reproduction import (
+    NOT_RUN,
+    RULE,
+    compare_protocols,
+    conclusion_changes,
+    corrections_paragraph,
+    count_sentence,
+    verdicts,
+)
 from .stats import SIGNIFICANCE
 from .summarize import blank_missing_text, read_table
 from .tables import (
@@ -161,7 +169,8 @@ def opening_parts(runs: pd.DataFrame, summary: pd.DataFrame, reference: pd.DataF
     if len(judged):
         order = config_order(config)
         part = Part("Reproduction summary", "reproduction", text=f"{count_sentence(judged)} {RULE}")
-        for task, rows in sorted(judged.groupby("task", sort=False), key=lambda g: order((g[0], "mlsbench"))):
+        shown = judged[judged["verdict"] != NOT_RUN]
+        for task, rows in sorted(shown.groupby("task", sort=False), key=lambda g: order((g[0], "mlsbench"))):
             part.tables.append(reproduction_table(rows, f"Reproduction: {task}", f"reproduction-{task}"))
         parts.append(part)
     comparisons = compare_protocols(summary)

@@ -15,6 +15,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from ..metrics import DEFAULT_DECIMALS
+from .scale import TaskConfigError
+
 DIRECTIONS = ("higher", "lower")
 
 
@@ -67,6 +70,15 @@ class TaskSpec:
     # (benchmark, protocol) pairs the driver reproduces exactly per seed: compared seed by seed at the printed
     # precision in the reproduction summary
     exact_per_seed: frozenset[tuple[str, str]] = frozenset()
+    # final metrics that measure the machine, not the method (wall-clock seconds): never compared with a reference
+    machine_dependent: frozenset[str] = frozenset()
+    leaderboard_id: str = ""  # the task's `task_id` on the original's public leaderboard (MLS-Bench website data)
+    # metric -> the decimals the driver's final line prints it with, where not metrics.DEFAULT_DECIMALS (0: an
+    # integer): the precision at which the original printed it, a reference is written and an exact cell compared
+    printed_decimals: Mapping[str, int] = field(default_factory=dict)
+    # metric -> (the final metric that is its population std over the runs one seed averages, the one that counts
+    # those runs), for a metric a seed prints as a mean of runs: the original's within-seed spread
+    run_spread: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     # run (a runs.csv row as a dict) -> why it may not be ranked ('' when it may): it keeps its numbers but gets
     # no best mark, rank, profile or comparison with the reference strategy
     ranking_exclusion: Callable[[Mapping[str, object]], str] | None = None
@@ -97,9 +109,24 @@ class TaskSpec:
             found += [f"{table}: unknown benchmark {name!r}" for name in keys if name not in self.benchmarks]
         found += [f"exact_per_seed: unknown benchmark or protocol in {pair!r}" for pair in self.exact_per_seed
                   if pair[0] not in self.benchmarks or pair[1] not in self.protocols]
-        found += [f"metric_notes: {metric!r} is not a declared metric" for metric in self.metric_notes
+        found += [f"{table}: {metric!r} is not a declared metric" for table, keys in
+                  (("metric_notes", self.metric_notes), ("run_spread", self.run_spread)) for metric in keys
                   if metric not in self.metrics]
         return found
+
+    def decimals(self, metric: str) -> int:
+        """How many decimals the driver prints a final metric with."""
+        return self.printed_decimals.get(metric, DEFAULT_DECIMALS)
+
+    def full_budget(self, benchmark: str, protocol: str, overrides: list[str]) -> bool:
+        """Whether a run with these scale overrides (`FIELD=VALUE` items) runs the benchmark's own budget: its
+        resolved configuration is the one without overrides, so an override that changes nothing for this
+        benchmark (another mode's field, a value equal to the default) does not make it smaller."""
+        try:
+            return (self.resolve_config(benchmark, protocol, self.parse_overrides(overrides))
+                    == self.resolve_config(benchmark, protocol, {}))
+        except TaskConfigError:
+            return False
 
     def out_of_range(self, metrics: Mapping[str, object]) -> str | None:
         """Why a run's final metrics are impossible (the first declared metric that is not a finite number within

@@ -302,7 +302,9 @@ def resolve_config(benchmark: str, protocol: str, overrides: dict[str, object] |
     for cap in BUDGET_CAPS:
         if cap in overrides and overrides[cap] <= 0:
             raise TaskConfigError(f"{cap} must be positive, got {overrides[cap]}.")
-    return BenchmarkConfig(benchmark, protocol, problem, {k: v for k, v in overrides.items() if k in BUDGET_CAPS})
+    # the caps bound hyper-cleaning strategies' budgets; the toy has none for them to bound
+    caps = {k: v for k, v in overrides.items() if k in BUDGET_CAPS} if default is DEFAULT_HYPERCLEAN else {}
+    return BenchmarkConfig(benchmark, protocol, problem, caps)
 
 
 def job_resources(benchmark: str, protocol: str, overrides: list[str]) -> dict[str, int]:

@@ -9,7 +9,16 @@ beside a ranked run (`caveat`).
 import math
 
 from ..spec import FigureSpec, TaskSpec
-from .config import BENCHMARKS, DATASETS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
+from .config import (
+    BENCHMARKS,
+    DATASETS,
+    FOUR_DECIMALS,
+    OVERRIDE_FIELDS,
+    PROTOCOLS,
+    job_resources,
+    parse_overrides,
+    resolve_config,
+)
 
 
 def ranking_exclusion(run) -> str:
@@ -48,6 +57,7 @@ TASK = TaskSpec(
     resolve_config=resolve_config,
     job_resources=job_resources,
     driver="optrepro.tasks.dpsgd.driver",
+    leaderboard_id="optimization-dp-sgd",
     strategy_functions=("DPMechanism",),
     # What the original module offered its editable block. `_compute_rdp_single_epoch` is left out: the sources
     # name it but not its formula, and the original never calls it.
@@ -55,6 +65,7 @@ TASK = TaskSpec(
                     "Subset", "datasets", "transforms", "compute_epsilon", "calibrate_noise_to_epsilon", "MNISTNet",
                     "CIFAR10Net", "compute_per_sample_gradients"),
     datasets=DATASETS,
+    printed_decimals=FOUR_DECIMALS,
     # What every ε is a statement about (each record also names its accountant, sampling, neighbours and δ).
     metric_notes={
         "epsilon": "spent at the run's δ for add/remove neighbours; under `mlsbench` by the benchmark's own formula "

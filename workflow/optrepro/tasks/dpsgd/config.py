@@ -14,6 +14,9 @@ from dataclasses import dataclass, fields, replace
 from ..scale import TaskConfigError
 from ..scale import parse_overrides as parse_field_overrides
 
+# Accuracies and ε print with 4 decimals in TEST_METRICS; FINAL_METRICS keeps them alike.
+FOUR_DECIMALS = dict.fromkeys(("score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "audit_ratio"), 4)
+
 
 @dataclass(frozen=True)
 class DPSGDConfig:

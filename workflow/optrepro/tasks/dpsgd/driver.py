@@ -37,13 +37,11 @@ from ...strategy import StrategyError, call_strategy
 from .. import cli
 from .accounting import BENCHMARK, PrivacyLedger, calibrate_sigma
 from .audit import audit_step, verdict
-from .config import DPSGDConfig, TaskConfigError
+from .config import FOUR_DECIMALS, DPSGDConfig, TaskConfigError
 from .core import MODELS, NAMES
 from .vectorised import epoch_order, evaluate, load_split, per_sample_gradients, poisson_batches
 
 LOG_EVERY = 50  # batches between TRAIN_METRICS lines
-# Accuracies and ε print with 4 decimals in TEST_METRICS; FINAL_METRICS keeps them alike.
-FOUR_DECIMALS = dict.fromkeys(("score", "accuracy", "best_accuracy", "epsilon", "epsilon_rdp", "audit_ratio"), 4)
 
 
 def set_global_seed(seed: int) -> None:

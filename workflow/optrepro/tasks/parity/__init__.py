@@ -3,7 +3,14 @@
 import math
 
 from ..spec import FigureSpec, TaskSpec
-from .config import BENCHMARKS, OVERRIDE_FIELDS, PROTOCOLS, job_resources, parse_overrides, resolve_config
+from .config import (
+    BENCHMARKS,
+    OVERRIDE_FIELDS,
+    PROTOCOLS,
+    job_resources,
+    parse_overrides,
+    resolve_config,
+)
 
 TASK = TaskSpec(
     name="parity",
@@ -17,6 +24,10 @@ TASK = TaskSpec(
     resolve_config=resolve_config,
     job_resources=job_resources,
     driver="optrepro.tasks.parity.driver",
+    leaderboard_id="optimization-parity",
+    printed_decimals={"num_runs": 0},
+    # A seed's test accuracy is the mean of its 15 runs (5 secrets × 3 orderings); FINAL_METRICS gives their spread.
+    run_spread={"test_accuracy": ("test_accuracy_std", "num_runs")},
     strategy_functions=("init_model", "make_dataset", "get_optimizer_config"),
     # The original module's names its editable region saw (docs/tasks/parity.md); parity generates its data.
     original_names=("argparse", "json", "math", "random", "Path", "asdict", "dataclass", "replace", "torch", "nn",
