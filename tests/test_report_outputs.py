@@ -2,7 +2,11 @@
 training): figures as PDF and PNG with their manifest and one colour per strategy, and the page opened in headless
 Chromium with every table and image present, saved as a screenshot."""
 
+import base64
+import hashlib
+import html
 import json
+import math
 import os
 import re
 import shutil
@@ -114,3 +118,58 @@ def test_the_page_opens_in_headless_chromium(outputs, tmp_path):
                     (outputs["reports"] / "report.html").as_uri()], capture_output=True, timeout=600)
     assert screenshot.stat().st_size > 20_000
     print(f"screenshot: {screenshot}")
+
+
+SORT_PROBE = """addEventListener("load", () => {
+  const caption = document.getElementById("results-quick-parity-mlsbench-n32-k8");
+  let block = caption;
+  while (!block.matches(".scroll")) block = block.nextElementSibling;  // the caption, the filter, the table
+  const table = block.querySelector("table");
+  const column = (i) => [...table.tBodies[0].rows].filter((r) => !r.hidden).map((r) => r.cells[i].textContent.trim());
+  const headers = table.tHead.rows[0].cells;
+  const distinct = (i) => headers[i].dataset.numeric === "1" ? new Set(column(i)).size : 0;
+  const numeric = [...headers].map((_, i) => i).reduce((best, i) => (distinct(i) > distinct(best) ? i : best), 0);
+  const found = {filters: document.querySelectorAll("input.filter").length,
+                 explorable: document.querySelectorAll("table[data-explore]").length, before: column(0)};
+  headers[0].click(); found.ascending = column(0);
+  headers[0].click(); found.descending = column(0);
+  found.unsorted = column(numeric);
+  headers[numeric].click(); found.numeric = column(numeric);
+  const filter = table.closest(".scroll").previousElementSibling;
+  filter.value = found.before[0]; filter.dispatchEvent(new Event("input"));
+  found.filtered = column(0);
+  filter.value = ""; filter.dispatchEvent(new Event("input"));
+  found.cleared = column(0).length;
+  document.body.dataset.check = JSON.stringify(found);
+});"""
+
+
+def first_number(text):
+    match = re.search(r"[-−]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", text, re.I)
+    return float(match.group(0).replace("−", "-")) if match else math.inf
+
+
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),  # .ci/run installs it: never skipped there
+                    reason="no Chromium (chromium, chromium-browser, google-chrome) on PATH")
+def test_tables_sort_and_filter_in_headless_chromium_under_the_pages_policy(outputs, tmp_path):
+    """The page's own script runs under its Content-Security-Policy (kept; only the probe's hash is added to it):
+    a filter box above every table; a click on a header sorts by that column (text alphabetically, again:
+    reversed; numbers by value), the filter hides the rows without its text, and clearing it shows them again."""
+    page = (outputs["reports"] / "report.html").read_text(encoding="utf-8")
+    digest = base64.b64encode(hashlib.sha256(SORT_PROBE.encode()).digest()).decode()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page).group(1)
+    assert "script-src 'sha256-" in policy and "'unsafe-inline'" not in policy.split("script-src")[1]
+    check = tmp_path / "check.html"
+    check.write_text(page.replace(policy, f"{policy} 'sha256-{digest}'").replace(
+        "</body>", f"<script>{SORT_PROBE}</script></body>"), encoding="utf-8")
+    dom = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000",
+                          "--dump-dom", check.as_uri()], capture_output=True, text=True, timeout=600).stdout
+    found = json.loads(html.unescape(re.search(r'data-check="([^"]*)"', dom).group(1)))
+    assert found["filters"] == found["explorable"] == page.count("<table data-explore>") > 5
+    before = found["before"]
+    assert len(before) >= 3 and found["ascending"] == sorted(before, key=str.lower)
+    assert found["descending"] == sorted(before, key=str.lower, reverse=True)
+    numbers = [first_number(text) for text in found["numeric"]]
+    assert numbers == sorted(numbers) and len(set(numbers)) >= 3 and found["numeric"] != found["unsorted"]
+    assert found["filtered"] == [name for name in before if before[0].lower() in name.lower()]
+    assert len(found["filtered"]) < len(before) and found["cleared"] == len(before)
