@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: quick full plan report test lint bench
+.PHONY: quick full plan report check test lint bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ plan: $(VENV)/.installed  ## runs per task/benchmark/protocol, memory and time p
 CONFIG ?= config/quick.yaml
 report: $(VENV)/.installed  ## rebuild every report output from existing results/ (also copied from elsewhere), no training (CONFIG=...)
 	$(BIN)/optrepro-report --configfile $(CONFIG)
+
+check: $(VENV)/.installed  ## run a strategy file's every benchmark at a small budget, one line each (STRATEGY=path)
+	@test -n "$(STRATEGY)" || { echo "usage: make check STRATEGY=path/to/strategy.py" >&2; exit 2; }
+	$(BIN)/python -m optrepro.check "$(STRATEGY)"
 
 test: $(VENV)/.installed  ## the test suite
 	$(BIN)/python -m pytest

@@ -72,6 +72,9 @@ class TaskSpec:
     exact_per_seed: frozenset[tuple[str, str]] = frozenset()
     # final metrics that measure the machine, not the method (wall-clock seconds): never compared with a reference
     machine_dependent: frozenset[str] = frozenset()
+    # `FIELD=VALUE` overrides of the budget `make check` runs a strategy's every benchmark at (optrepro.check): the
+    # original's smoke mode where it has one, else a small budget that still calls every strategy function
+    check_overrides: tuple[str, ...] = ()
     leaderboard_id: str = ""  # the task's `task_id` on the original's public leaderboard (MLS-Bench website data)
     # metric -> the decimals the driver's final line prints it with, where not metrics.DEFAULT_DECIMALS (0: an
     # integer): the precision at which the original printed it, a reference is written and an exact cell compared
@@ -109,6 +112,10 @@ class TaskSpec:
             found += [f"{table}: unknown benchmark {name!r}" for name in keys if name not in self.benchmarks]
         found += [f"exact_per_seed: unknown benchmark or protocol in {pair!r}" for pair in self.exact_per_seed
                   if pair[0] not in self.benchmarks or pair[1] not in self.protocols]
+        try:
+            self.parse_overrides(list(self.check_overrides))
+        except TaskConfigError as error:
+            found.append(f"check_overrides: {error}")
         found += [f"{table}: {metric!r} is not a declared metric" for table, keys in
                   (("metric_notes", self.metric_notes), ("run_spread", self.run_spread)) for metric in keys
                   if metric not in self.metrics]

@@ -58,6 +58,7 @@ TASK = TaskSpec(
     job_resources=job_resources,
     driver="optrepro.tasks.dpsgd.driver",
     leaderboard_id="optimization-dp-sgd",
+    check_overrides=("epochs=1", "max_train_examples=1024", "max_test_examples=1024"),  # 4 steps of 256
     strategy_functions=("DPMechanism",),
     # What the original module offered its editable block. `_compute_rdp_single_epoch` is left out: the sources
     # name it but not its formula, and the original never calls it.

@@ -7,6 +7,7 @@ from .config import (
     BENCHMARKS,
     OVERRIDE_FIELDS,
     PROTOCOLS,
+    SMOKE_OVERRIDES,
     job_resources,
     parse_overrides,
     resolve_config,
@@ -25,6 +26,7 @@ TASK = TaskSpec(
     job_resources=job_resources,
     driver="optrepro.tasks.parity.driver",
     leaderboard_id="optimization-parity",
+    check_overrides=tuple(f"{field}={value}" for field, value in SMOKE_OVERRIDES.items()),  # the original's --smoke
     printed_decimals={"num_runs": 0},
     # A seed's test accuracy is the mean of its 15 runs (5 secrets × 3 orderings); FINAL_METRICS gives their spread.
     run_spread={"test_accuracy": ("test_accuracy_std", "num_runs")},
