@@ -1,6 +1,6 @@
 """The report from hand-made runs: every table in HTML, Markdown and LaTeX, escaping of hostile names and errors,
-best marks by direction, Welch marks, n=1, a task whose runs all failed, a missing metric, mixed provenance,
-the reference comparison, and the CLI writing every output."""
+best marks by direction, significance marks and notes, the power note, n=1, a task whose runs all failed, a missing
+metric, mixed provenance, the reference comparison, and the CLI writing every output."""
 
 import base64
 import hashlib
@@ -13,6 +13,7 @@ import subprocess
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from optrepro import configuration
 from optrepro.report.reference import COLUMNS as REFERENCE_COLUMNS
@@ -89,6 +90,10 @@ def section(text, heading, level="h2"):
     return text.split(heading, 1)[1].split(f"<{level}", 1)[0]
 
 
+def caption_by_id(html, name):
+    return html.split(f'id="{name}"', 1)[1].split("<table", 1)[0]
+
+
 def table_by_id(html, name):
     """The table whose caption (above it) has the id, without the caption."""
     return html.split(f'id="{name}"', 1)[1].split("<table", 1)[1].split("</table>", 1)[0]
@@ -143,10 +148,24 @@ def test_best_mean_by_direction(html):
     assert ranking.index("<code>wide</code>") < ranking.index("<code>default</code>")
 
 
-def test_welch_note_and_mark(html):
+def test_comparison_note_mark_and_power_note(html):
+    """wide − default is +0.06, +0.04, +0.05 by seed: a paired t-test, p = 0.013; Holm over the table's six
+    p-values (three strategies × test_accuracy and its std; mean_steps ties) keeps it below 0.05."""
     table = table_by_id(html, "results-quick-parity-mlsbench-n32-k8")
     wide = table.split("<code>wide</code>")[1].split("</tr>")[0]
-    assert "<sup>*</sup>" in wide and "Δ +0.05, p=0.032" in wide
+    paired = stats.ttest_rel(ACCURACY["wide"], ACCURACY["default"])
+    interval = paired.confidence_interval(0.95)
+    note = (f"Δ +0.05 [{number(interval.low, signed=True)}, {number(interval.high, signed=True)}], "
+            f"paired t p={paired.pvalue:.3f}, Holm p=")
+    assert "<sup>*</sup>" in wide and note in wide
+    caption = caption_by_id(html, "results-quick-parity-mlsbench-n32-k8")
+    assert "after Holm&#39;s adjustment across this benchmark&#39;s 6 comparisons" in caption
+    power = re.search(r"Power: a paired t test over 3 seeds finds a true difference in test_accuracy of ([0-9.]+) "
+                      r"with 80% power at α = 0.05 \(this table&#39;s median std of the per-seed differences, "
+                      r"([0-9.]+)\), and of ([0-9.]+) at Holm&#39;s first step \(α = 0.05/6\)", caption)
+    assert power and float(power[2]) == pytest.approx(0.01, abs=5e-5)
+    assert float(power[1]) == pytest.approx(3.26 * 0.01, abs=1e-3)  # d = 3.26 standard deviations for 3 pairs
+    assert float(power[3]) > float(power[1])
     default = table.split("<code>default</code>")[1].split("</tr>")[0]
     assert "<sup>" not in default and "Δ" not in default and "(reference)" in default
 

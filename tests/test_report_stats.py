@@ -1,5 +1,6 @@
-"""The report's statistics on known inputs: seed statistics and Welch's test against scipy and the textbook formulas,
-ranks and performance profiles against values worked out by hand."""
+"""The report's statistics on known inputs: seed statistics and the paired and Welch tests against the textbook
+formulas, Holm's adjustment and the power figure against values worked out by hand or from the noncentral t
+distribution, ranks and performance profiles against values worked out by hand."""
 
 import math
 
@@ -9,15 +10,20 @@ import pytest
 from scipy import stats as scipy_stats
 
 from optrepro.report.stats import (
+    PAIRED,
+    POWER,
+    WELCH,
     check_direction,
+    compare,
+    detectable_difference,
     headline,
+    holm,
     mean_ranks,
     performance_ratios,
     profile,
     profile_area,
     ranks,
     seed_stats,
-    welch_p,
 )
 
 A = [0.91, 0.95, 0.93, 0.97]
@@ -40,20 +46,78 @@ def test_below_two_seeds_there_is_no_spread_or_ci(values):
     assert all(math.isnan(result[key]) for key in ("std", "ci95_low", "ci95_high"))
 
 
-def test_welch_matches_scipy_and_the_textbook_formula():
+def by_seed(values, seeds=None):
+    return pd.Series(values, index=seeds or range(1, len(values) + 1), dtype=float)
+
+
+def test_welch_matches_the_textbook_formula():
     a, b = np.array(A), np.array(B)
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     t = (a.mean() - b.mean()) / math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))  # Welch–Satterthwaite
-    p = welch_p(pd.Series(A), pd.Series(B))
-    assert p == pytest.approx(2 * scipy_stats.t.sf(abs(t), df))
-    assert p == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue)
-    assert p == pytest.approx(welch_p(pd.Series(B), pd.Series(A)))  # two-sided
+    half = scipy_stats.t.ppf(0.975, df) * math.sqrt(va + vb)
+    result = compare(by_seed(A), by_seed(B), paired=False)
+    assert result.test == WELCH and result.n == 3
+    assert result.p == pytest.approx(2 * scipy_stats.t.sf(abs(t), df))
+    assert result.delta == pytest.approx(a.mean() - b.mean())
+    assert (result.ci_low, result.ci_high) == pytest.approx((a.mean() - b.mean() - half, a.mean() - b.mean() + half))
+    assert result.p == pytest.approx(compare(by_seed(B), by_seed(A), paired=False).p)  # two-sided
 
 
-def test_welch_needs_two_values_and_some_spread():
-    assert math.isnan(welch_p(pd.Series([0.9]), pd.Series(B)))
-    assert math.isnan(welch_p(pd.Series([1.0, 1.0]), pd.Series([1.0, 1.0])))
+def test_paired_matches_the_textbook_formula_over_the_common_seeds():
+    """Seed 4 of A has no partner in B: the paired test uses seeds 1-3 only."""
+    differences = np.array(A[:3]) - np.array(B)
+    n, mean, sd = 3, differences.mean(), differences.std(ddof=1)
+    t = mean / (sd / math.sqrt(n))
+    half = scipy_stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    result = compare(by_seed(A), by_seed(B), paired=True)
+    assert result.test == PAIRED and result.n == 3 and result.spread == pytest.approx(sd)
+    assert result.p == pytest.approx(2 * scipy_stats.t.sf(abs(t), n - 1))
+    assert result.delta == pytest.approx(mean)
+    assert (result.ci_low, result.ci_high) == pytest.approx((mean - half, mean + half))
+
+
+def test_pairing_finds_a_shift_that_seed_to_seed_spread_hides():
+    """Seeds that move both strategies alike: Welch sees the seed spread, the paired test only the shift."""
+    reference = [0.50, 0.70, 0.90]
+    strategy = [0.52, 0.72, 0.93]
+    assert compare(by_seed(strategy), by_seed(reference), paired=True).p < 0.05
+    assert compare(by_seed(strategy), by_seed(reference), paired=False).p > 0.5
+
+
+def test_seeds_that_do_not_pair_fall_back_to_welch():
+    result = compare(by_seed(A, [1, 2, 3, 4]), by_seed(B, [5, 6, 7]), paired=True)
+    assert result.test == WELCH and result.p == pytest.approx(compare(by_seed(A), by_seed(B), paired=False).p)
+
+
+def test_no_test_below_two_values_or_without_spread():
+    assert compare(by_seed([0.9]), by_seed(B), paired=False).test == ""
+    assert math.isnan(compare(by_seed([0.9]), by_seed(B), paired=False).p)
+    same = compare(by_seed([1.0, 1.0]), by_seed([1.0, 1.0]), paired=False)
+    assert same.test == WELCH and math.isnan(same.p) and same.delta == 0
+    shifted = compare(by_seed([1.5, 2.5]), by_seed([1.0, 2.0]), paired=True)  # every difference 0.5: no spread
+    assert shifted.test == PAIRED and math.isnan(shifted.p) and shifted.delta == 0.5
+
+
+def test_holm_by_hand():
+    """Sorted 0.01, 0.03, 0.04 of three: 0.01·3, max(0.03·2, 0.03), max(0.04·1, 0.06); a missing p stays out."""
+    adjusted = holm(pd.Series([0.01, math.nan, 0.04, 0.03]))
+    assert adjusted.iloc[[0, 2, 3]].tolist() == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(adjusted.iloc[1])
+    assert holm(pd.Series([0.2, 0.9])).tolist() == pytest.approx([0.4, 0.9])
+
+
+@pytest.mark.parametrize("test, n", [(PAIRED, 3), (PAIRED, 5), (WELCH, 3)])
+def test_the_detectable_difference_has_the_stated_power(test, n):
+    """At the returned difference the two-sided t-test rejects with probability POWER: the noncentral t."""
+    spread = 0.02
+    difference = detectable_difference(n, spread, test)
+    df, noncentrality = (n - 1, difference / spread * math.sqrt(n)) if test == PAIRED else \
+        (2 * n - 2, difference / spread * math.sqrt(n / 2))
+    critical = scipy_stats.t.ppf(0.975, df)
+    power = scipy_stats.nct.sf(critical, df, noncentrality) + scipy_stats.nct.cdf(-critical, df, noncentrality)
+    assert power == pytest.approx(POWER, abs=1e-4)
+    assert detectable_difference(n, spread, test, alpha=0.01) > difference  # a stricter level needs more
+    assert math.isnan(detectable_difference(1, spread, test)) and math.isnan(detectable_difference(n, 0.0, test))
 
 
 def test_directions_are_checked():

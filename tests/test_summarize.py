@@ -70,15 +70,33 @@ def test_failures_are_counted_not_averaged(summary):
     assert broken[["mean", "std", "ci95_low", "ci95_high", "delta"]].isna().all().all()
 
 
-def test_delta_and_welch_test_against_the_reference(summary):
+def test_delta_and_paired_test_against_the_reference(summary):
+    """Parity's seeds pair (TaskSpec.seed_fixes): wide's ok seeds 1-3 against default's; its failed seed 4 has no
+    partner. Holm's family is the comparisons of one benchmark × protocol: here test_accuracy and
+    test_accuracy_std (mean_steps is 1000·seed for both, so its differences have no spread)."""
     reference = np.mean(ACCURACY["default"])
     wide = cell(summary, "wide")
     assert wide.reference == "default" and wide.reference_mean == pytest.approx(reference)
     assert wide.delta == pytest.approx(np.mean(ACCURACY["wide"]) - reference)
-    expected = stats.ttest_ind(ACCURACY["wide"], ACCURACY["default"], equal_var=False).pvalue
-    assert wide.p_value == pytest.approx(expected)
+    paired = stats.ttest_rel(ACCURACY["wide"], ACCURACY["default"])
+    assert wide.test == "paired t" and wide.test_n == 3 and wide.p_value == pytest.approx(paired.pvalue)
+    interval = paired.confidence_interval(0.95)
+    assert (wide.delta_ci_low, wide.delta_ci_high) == pytest.approx((interval.low, interval.high))
+    family = summary[(summary.protocol == "mlsbench") & summary.p_value.notna()]
+    assert sorted(family.metric) == ["test_accuracy", "test_accuracy_std"]
+    low, high = sorted(family.p_value)  # Holm for two: the smaller doubled, the larger at least that
+    assert sorted(family.p_holm) == pytest.approx([min(1, 2 * low), min(1, max(2 * low, high))])
+    steps = cell(summary, "wide", metric="mean_steps")
+    assert steps.test == "paired t" and steps.delta == 0 and math.isnan(steps.p_value) and math.isnan(steps.p_holm)
     assert cell(summary, "default").delta == 0 and math.isnan(cell(summary, "default").p_value)
     assert math.isnan(cell(summary, "broken").p_value)
+
+
+def test_a_task_whose_seeds_do_not_pair_gets_welch(monkeypatch):
+    monkeypatch.setattr(optrepro.tasks.parity, "TASK", replace(get("parity"), seed_fixes=""))
+    wide = cell(summarize(make_runs(), {"parity": "default"}), "wide")
+    expected = stats.ttest_ind(ACCURACY["wide"], ACCURACY["default"], equal_var=False).pvalue
+    assert wide.test == "Welch t" and wide.p_value == pytest.approx(expected)
 
 
 def test_protocols_are_separate_cells_and_one_seed_has_no_ci(summary):

@@ -76,9 +76,9 @@ TEX_SPECIAL = str.maketrans({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", 
                              "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                              "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
                              "±": r"\ensuremath{\pm}", "Δ": r"\ensuremath{\Delta}", "ρ": r"\ensuremath{\rho}",
-                             "τ": r"\ensuremath{\tau}", "ε": r"\ensuremath{\varepsilon}", "↑": r"\ensuremath{\uparrow}",
-                             "↓": r"\ensuremath{\downarrow}", "≥": r"\ensuremath{\geq}", "≤": r"\ensuremath{\leq}",
-                             "×": r"\ensuremath{\times}", "−": "-", "▲": "", "\n": " "})
+                             "τ": r"\ensuremath{\tau}", "ε": r"\ensuremath{\varepsilon}", "α": r"\ensuremath{\alpha}",
+                             "↑": r"\ensuremath{\uparrow}", "↓": r"\ensuremath{\downarrow}", "≥": r"\ensuremath{\geq}",
+                             "≤": r"\ensuremath{\leq}", "×": r"\ensuremath{\times}", "−": "-", "▲": "", "\n": " "})
 
 
 def markdown_escape(value: object) -> str:

@@ -4,8 +4,8 @@
   original's values, ours, and a verdict by `RULE`;
 * `compare_protocols`: per task × benchmark run under both protocols, each strategy's rank under each (on that
   protocol's headline metric), Kendall's τ between the two rankings, and each strategy's conclusion against
-  the reference strategy (better / worse at p < SIGNIFICANCE in Welch's test, no significant difference, not
-  ranked);
+  the reference strategy (better / worse at a Holm-adjusted p < SIGNIFICANCE, summarize's test, no significant
+  difference, not ranked);
 * `conclusion_changes`: every strategy whose conclusion differs between the protocols.
 """
 
@@ -199,17 +199,17 @@ def count_sentence(table: pd.DataFrame) -> str:
 
 def conclusion(row: pd.Series | None) -> str:
     """How one strategy (not the reference) compares with the reference strategy on its protocol's headline
-    metric, with the evidence: `better than v_pbgd (Δ −12.3, p=0.004)`."""
+    metric, with the evidence: `better than v_pbgd (Δ −12.3, Holm p=0.004)`."""
     if row is None:
         return NOT_RUN
     if row["excluded"]:
         return f"not ranked ({row['excluded']})"
     if row["n"] == 0:
         return "no result"
-    if pd.isna(row["p_value"]):
+    if pd.isna(row["p_holm"]):
         return "not compared (fewer than two seeds, or no spread)"
-    evidence = f"(Δ {row['delta']:+.4g}, p={row['p_value']:.3g})"
-    if row["p_value"] >= SIGNIFICANCE:
+    evidence = f"(Δ {row['delta']:+.4g}, Holm p={row['p_holm']:.3g})"
+    if row["p_holm"] >= SIGNIFICANCE:
         return f"no significant difference from {row['reference']} {evidence}"
     better = (row["delta"] > 0) == (row["direction"] == "higher")
     return f"{'better' if better else 'worse'} than {row['reference']} {evidence}"
@@ -279,5 +279,5 @@ def corrections_paragraph(comparisons: list[dict], changes: pd.DataFrame) -> str
     listed = "they are listed below" if len(changes) else "every conclusion holds under both"
     return (f"Rankings under mlsbench and corrected, each on its protocol's headline metric: {'; '.join(parts)}. "
             f"{len(changes)} of {total} comparisons with a task's reference strategy reach a different "
-            f"conclusion under the two protocols (better / worse at p < {SIGNIFICANCE} in Welch's t-test, no "
+            f"conclusion under the two protocols (better / worse at a Holm-adjusted p < {SIGNIFICANCE}, no "
             f"significant difference, or not ranked); {listed}.")

@@ -1,7 +1,10 @@
 """The report's statistics, each in one place: over seeds, against the reference, across benchmarks.
 
 * `seed_stats`: mean, sample std and Student-t 95% CI of the mean over seeds;
-* `welch_p`: two-sided Welch t-test (unequal variances) of a strategy against the reference;
+* `compare`: a strategy against the reference strategy: a paired t-test over the seeds both ran where a seed
+  fixes the same conditions for every strategy (TaskSpec.seed_fixes), else Welch's t-test, with the difference's
+  95% CI (scipy); `holm`: Holm's adjustment of one family of such p-values (statsmodels; scipy has none);
+  `detectable_difference`: the smallest difference such a test finds with 80% power (statsmodels);
 * `ranks`, `mean_ranks`: rank per benchmark (1 = best), averaged across a task's benchmarks;
 * `performance_ratios`, `profile`, `profile_area`: Dolan–Moré performance profiles as AlgoPerf scores them.
 
@@ -12,14 +15,20 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower, TTestPower
 
 DIRECTIONS = ("higher", "lower")
-# A difference from the reference strategy counts as significant below this p-value of Welch's t-test.
+# A difference from the reference strategy counts as significant below this Holm-adjusted p-value.
 SIGNIFICANCE = 0.05
+POWER = 0.8  # the power at which `detectable_difference` states what a table's seeds can find
+PAIRED, WELCH = "paired t", "Welch t"
 # AlgoPerf integrates performance profiles up to this ratio.
 TAU_MAX = 4.0
 
@@ -34,14 +43,67 @@ def seed_stats(values: pd.Series) -> dict[str, float]:
     return {"n": n, "mean": mean, "std": std, "ci95_low": mean - half, "ci95_high": mean + half}
 
 
-def welch_p(values: pd.Series, reference: pd.Series) -> float:
-    """Two-sided p-value of Welch's t-test; NaN when either side has fewer than two values or no spread."""
-    a, b = (pd.to_numeric(v.dropna(), errors="coerce").dropna().to_numpy(float) for v in (values, reference))
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    with warnings.catch_warnings():  # identical samples: scipy warns and returns NaN, which is the answer
+@dataclass(frozen=True)
+class Comparison:
+    """One strategy against the reference on one metric: the test, the seeds it used (pairs, or the smaller
+    sample), the difference (strategy − reference) with its 95% CI, the spread the test saw (std of the per-seed
+    differences, or the pooled std) and the two-sided p-value; NaN where no test could run."""
+    test: str = ""
+    n: int = 0
+    delta: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    spread: float = math.nan
+    p: float = math.nan
+
+
+def numbers_by_seed(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce").dropna().astype(float)
+
+
+def compare(values: pd.Series, reference: pd.Series, paired: bool) -> Comparison:
+    """`values`, `reference`: one metric indexed by seed. Paired on the seeds both ran when `paired` and there are
+    two of them, else Welch's test on all; no test (NaN) below two values a side or with no spread."""
+    a, b = numbers_by_seed(values), numbers_by_seed(reference)
+    common = a.index.intersection(b.index)
+    if paired and len(common) >= 2:
+        a, b = a[common], b[common]
+        test, n, delta = PAIRED, len(common), (a - b).mean()
+        spread, run_test = (a - b).std(ddof=1), stats.ttest_rel
+    elif len(a) >= 2 and len(b) >= 2:
+        test, n, delta = WELCH, min(len(a), len(b)), a.mean() - b.mean()
+        spread, run_test = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2), partial(stats.ttest_ind, equal_var=False)
+    else:
+        return Comparison()
+    if spread == 0:
+        return Comparison(test, n, float(delta))
+    with warnings.catch_warnings():  # nearly identical samples: scipy warns of lost precision
         warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+        result = run_test(a, b)
+        interval = result.confidence_interval(0.95)
+    return Comparison(test, n, float(delta), float(interval.low), float(interval.high), float(spread),
+                      float(result.pvalue))
+
+
+def holm(p_values: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment across one family of p-values (missing ones take no part and stay missing)."""
+    present = p_values.dropna()
+    adjusted = pd.Series(math.nan, index=p_values.index)
+    if len(present):
+        adjusted[present.index] = multipletests(present.to_numpy(float), alpha=SIGNIFICANCE, method="holm")[1]
+    return adjusted
+
+
+def detectable_difference(n: int, spread: float, test: str, alpha: float = SIGNIFICANCE) -> float:
+    """The smallest true difference a two-sided `test` over `n` seeds a side (pairs) finds at level `alpha` with
+    POWER, at the given spread (the std of the per-seed differences, or the pooled std); NaN below two seeds."""
+    if n < 2 or not spread > 0:
+        return math.nan
+    if test == PAIRED:
+        effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=POWER, alternative="two-sided")
+    else:
+        effect = TTestIndPower().solve_power(nobs1=n, ratio=1.0, alpha=alpha, power=POWER, alternative="two-sided")
+    return float(effect) * spread
 
 
 def check_direction(direction: str) -> str:

@@ -3,8 +3,12 @@
 `python -m optrepro.report.summarize --runs runs.csv --out summary.csv [--reference TASK=STRATEGY ...]`
 
 summary.csv has one row per cell and metric: n ok runs with a value, n_ok, n_failed,
-mean, sample std, Student-t 95% CI of the mean, the difference to the task's
-reference strategy and the p-value of Welch's t-test against it. A metric the
+mean, sample std, Student-t 95% CI of the mean, and the comparison with the task's
+reference strategy (stats.compare): the test (paired over common seeds where the
+task's seeds pair, TaskSpec.seed_fixes, else Welch's), the seeds it used, the
+difference with its 95% CI, the spread it saw, its p-value and the p-value after
+Holm's adjustment across every comparison of the same task × protocol ×
+benchmark × scale (the family one benchmark's tables show). A metric the
 task's spec declares (TaskSpec.metrics) carries its direction; any other metric a run printed
 is kept with an empty direction (shown, never marked best). A non-numeric
 metric (DP-SGD's `audit`) has no statistics: `seen` lists what the seeds gave.
@@ -28,15 +32,16 @@ from ..collect import IDENTITY, PROVENANCE
 from ..files import write_csv_atomic
 from ..sandbox import UNSANDBOXED
 from ..tasks import find
-from .stats import seed_stats, welch_p
+from .stats import Comparison, compare, holm, seed_stats
 
 CELL = ["task", "protocol", "benchmark", "strategy", "scale"]
 STATS = ["n", "n_ok", "n_failed", "mean", "std", "ci95_low", "ci95_high", "seen"]
 # Per cell, from the task's judgement of its ok runs: why it may not be ranked, and what must be shown beside it.
 JUDGEMENTS = ["excluded", "caveat"]
-COLUMNS = CELL + ["metric", "direction", "headline"] + STATS + JUDGEMENTS + ["reference", "reference_mean", "delta",
-                                                                               "p_value"]
-TEXT = ["direction", "seen", *JUDGEMENTS, "reference"]
+# The comparison with the reference strategy (stats.Comparison), then the Holm-adjusted p-value.
+COMPARISON = ["delta", "delta_ci_low", "delta_ci_high", "test", "test_n", "spread", "p_value", "p_holm"]
+COLUMNS = CELL + ["metric", "direction", "headline"] + STATS + JUDGEMENTS + ["reference", "reference_mean"] + COMPARISON
+TEXT = ["direction", "seen", *JUDGEMENTS, "reference", "test"]
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -128,20 +133,26 @@ def summarize(runs: pd.DataFrame, references: dict[str, str]) -> pd.DataFrame:
             headline = headline_metric(metrics, preferred)
             rows.extend(cell_rows(identity, cell, metrics, headline))
             seeds[key] = cell[cell["status"] == "ok"]
-    summary = pd.DataFrame(rows, columns=COLUMNS[:-4])
+    summary = pd.DataFrame(rows, columns=COLUMNS[:-len(COMPARISON) - 2])
     summary["reference"] = [references.get(task, "") for task in summary["task"]]
     same = [column for column in CELL + ["metric"] if column != "strategy"]
     reference = summary.loc[summary["strategy"] == summary["reference"], same + ["mean"]]
     summary = summary.merge(reference.rename(columns={"mean": "reference_mean"}), on=same, how="left")
-    summary["delta"] = summary["mean"] - summary["reference_mean"]
-    summary["p_value"] = [welch_against_reference(row, seeds) for row in summary.itertuples(index=False)]
     # An unrankable cell is not compared with the reference strategy, and nothing is compared with an unrankable
     # reference.
     excluded = summary["excluded"] != ""
     unrankable_reference = summary.loc[excluded & (summary["strategy"] == summary["reference"]), same]
     against = summary[same].merge(unrankable_reference.drop_duplicates().assign(_gone=True), on=same,
                                   how="left")["_gone"].fillna(False).to_numpy(dtype=bool)
-    summary.loc[excluded.to_numpy() | against, ["delta", "p_value"]] = math.nan
+    compared = [Comparison() if gone else against_reference(row, seeds)
+                for gone, row in zip(excluded.to_numpy() | against, summary.itertuples(index=False))]
+    summary["delta"] = [c.delta if c.test else row.mean - row.reference_mean
+                        for c, row in zip(compared, summary.itertuples(index=False))]
+    summary.loc[excluded.to_numpy() | against, "delta"] = math.nan
+    for column, attribute in zip(COMPARISON[1:-1], ["ci_low", "ci_high", "test", "n", "spread", "p"]):
+        summary[column] = [getattr(c, attribute) for c in compared]
+    family = [column for column in CELL if column != "strategy"]
+    summary["p_holm"] = summary.groupby(family, dropna=False)["p_value"].transform(holm) if len(summary) else []
     summary[TEXT] = summary[TEXT].mask(summary[TEXT] == "")
     return summary[COLUMNS]
 
@@ -151,16 +162,18 @@ def blank_missing_text(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(**{column: summary[column].astype(object).fillna("") for column in TEXT})
 
 
-def welch_against_reference(row, seeds: dict[tuple, pd.DataFrame]) -> float:
-    """Welch's p of one cell's seeds against the reference strategy's seeds in the same benchmark and protocol."""
+def against_reference(row, seeds: dict[tuple, pd.DataFrame]) -> Comparison:
+    """One cell's seeds against the reference strategy's seeds in the same benchmark, protocol and scale, paired
+    by seed where the task says a seed fixes the same conditions for every strategy."""
     if not row.reference or row.strategy == row.reference or row.seen:
-        return math.nan
-    reference_key = (row.task, row.protocol, row.benchmark, row.reference, row.scale)
+        return Comparison()
     own = seeds[(row.task, row.protocol, row.benchmark, row.strategy, row.scale)]
-    other = seeds.get(reference_key)
-    if other is None or row.metric not in own:
-        return math.nan
-    return welch_p(own[row.metric], other[row.metric])
+    other = seeds.get((row.task, row.protocol, row.benchmark, row.reference, row.scale))
+    if other is None or row.metric not in own or row.metric not in other:
+        return Comparison()
+    spec = find(row.task)
+    return compare(own.set_index("seed")[row.metric], other.set_index("seed")[row.metric],
+                   paired=bool(spec and spec.seed_fixes))
 
 
 def config_references(config: dict) -> dict[str, str]:

@@ -1,8 +1,10 @@
 """The report's tables as one model (`Table`) that the HTML, Markdown and LaTeX templates all render.
 
 Builders, one per kind of table:
-* `result_table`: one benchmark, strategies × metrics, mean ± std, best marked, CI and Δ/p as notes;
-* `statistics_table`: one benchmark, every metric × strategy with n, mean, std, CI, Δ and Welch p;
+* `result_table`: one benchmark, strategies × metrics, mean ± std, best marked, CI and Δ/p as notes, and what its
+  seeds can detect (`power_note`);
+* `statistics_table`: one benchmark, every metric × strategy with n, mean, std, CI, Δ with its CI, the test, its p
+  and Holm's;
 * `reference_table`: one benchmark, reproduced numbers beside the reference file's;
 * `ranking_table`, `profile_table`: one task × protocol, across its benchmarks.
 """
@@ -18,7 +20,18 @@ import pandas as pd
 
 from ..tasks import find
 from .reproduction import conclusion_changes
-from .stats import DIRECTIONS, SIGNIFICANCE, TAU_MAX, headline, mean_ranks, performance_ratios, profile, profile_area
+from .stats import (
+    DIRECTIONS,
+    POWER,
+    SIGNIFICANCE,
+    TAU_MAX,
+    detectable_difference,
+    headline,
+    mean_ranks,
+    performance_ratios,
+    profile,
+    profile_area,
+)
 
 TAUS = (1.0, 1.05, 1.25, 2.0, TAU_MAX)
 ARROWS = {"higher": "↑", "lower": "↓"}
@@ -30,7 +43,7 @@ class Cell:
     note: str = ""  # second line in HTML and Markdown; LaTeX keeps tables to the main text
     best: bool = False
     failed: bool = False
-    mark: str = ""  # `*`: differs from the reference strategy at p < SIGNIFICANCE
+    mark: str = ""  # `*`: differs from the reference strategy at a Holm-adjusted p < SIGNIFICANCE
 
 
 @dataclass
@@ -79,6 +92,40 @@ def p_note(p: float) -> str:
 
 def ci_text(row: pd.Series) -> str:
     return f"[{number(row['ci95_low'])}, {number(row['ci95_high'])}]" if row["n"] >= 2 else "—"
+
+
+def delta_ci_text(row: pd.Series) -> str:
+    if missing(row["delta_ci_low"]):
+        return "—"
+    return f"[{number(row['delta_ci_low'], signed=True)}, {number(row['delta_ci_high'], signed=True)}]"
+
+
+def comparison_note(row: pd.Series) -> str:
+    """`Δ +0.05 [+0.01, +0.09], paired t p=0.012, Holm p=0.036` (the CI and p where a test ran)."""
+    if missing(row["p_value"]):
+        return f"Δ {number(row['delta'], signed=True)}, p=—"
+    return (f"Δ {number(row['delta'], signed=True)} {delta_ci_text(row)}, {row['test']} {p_note(row['p_value'])}, "
+            f"Holm {p_note(row['p_holm'])}")
+
+
+def significant(row: pd.Series) -> bool:
+    return not missing(row["p_holm"]) and row["p_holm"] < SIGNIFICANCE
+
+
+def power_note(cells: pd.DataFrame) -> str:
+    """What the seeds of one benchmark × protocol can detect on its headline metric: the true difference its test
+    finds with POWER at the table's median spread, at SIGNIFICANCE and at Holm's strictest step ('' untested)."""
+    family = cells["p_value"].notna().sum()
+    tested = cells[cells["headline"].astype(bool) & cells["p_value"].notna()]
+    if not len(tested):
+        return ""
+    test, n, spread = tested["test"].mode().iloc[0], int(tested["test_n"].median()), tested["spread"].median()
+    kind = "the per-seed differences" if test == "paired t" else "the seeds"
+    return (f" Power: a {test} test over {n} seeds finds a true difference in {tested['metric'].iloc[0]} of "
+            f"{number(detectable_difference(n, spread, test))} with {POWER:.0%} power at α = {SIGNIFICANCE} "
+            f"(this table's median std of {kind}, {number(spread)}), and of "
+            f"{number(detectable_difference(n, spread, test, SIGNIFICANCE / family))} at Holm's first step "
+            f"(α = {SIGNIFICANCE}/{family}); a smaller one is found with less than {POWER:.0%} power.")
 
 
 def slug(*parts: str) -> str:
@@ -135,9 +182,8 @@ def value_cell(row: pd.Series, best: bool) -> Cell:
     if row["n"] != row["n_ok"]:
         notes.insert(0, f"n={row['n']}")
     if row["reference"] and row["strategy"] != row["reference"] and not missing(row["delta"]):
-        notes.append(f"Δ {number(row['delta'], signed=True)}, {p_note(row['p_value'])}")
-    significant = not missing(row["p_value"]) and row["p_value"] < SIGNIFICANCE
-    return Cell(text, note=" · ".join(notes), best=best, mark="*" if significant else "")
+        notes.append(comparison_note(row))
+    return Cell(text, note=" · ".join(notes), best=best, mark="*" if significant(row) else "")
 
 
 def result_table(cells: pd.DataFrame, title: str, name: str, warnings: dict[str, str]) -> Table:
@@ -164,8 +210,10 @@ def result_table(cells: pd.DataFrame, title: str, name: str, warnings: dict[str,
     caption += "".join(f" {metric}: {note}." for metric in metrics if metric not in set(ranked)
                        and (note := metric_note(cells["task"].iloc[0], metric)))
     if reference:
-        caption += (f" *: p < {SIGNIFICANCE} in Welch's t-test against the reference strategy {reference}; the 95% CI,"
-                    " the difference and p are under each value in the HTML report and in the statistics table.")
+        caption += (f" *: differs from the reference strategy {reference} at p < {SIGNIFICANCE} after Holm's "
+                    f"adjustment across this benchmark's {cells['p_value'].notna().sum()} comparisons; the 95% CI, "
+                    "the difference with its CI and both p-values are under each value in the HTML report and in the "
+                    "statistics table." + power_note(cells))
     return Table(name, title, caption, ["strategy", "n", *(metric_label(m, directions[m]) for m in metrics)], rows,
                  [False] + [True] * (1 + len(metrics)))
 
@@ -180,12 +228,18 @@ def statistics_table(cells: pd.DataFrame, title: str, name: str) -> Table:
                                                                                                     "—", "—"]
         rows.append(Row([Cell(metric_label(row["metric"], row["direction"])), Cell(row["strategy"]),
                          Cell(f"{row['n']}/{row['n_ok'] + row['n_failed']}"), *map(Cell, numbers),
-                         Cell(number(row["delta"], signed=True)), Cell(p_text(row["p_value"]))]))
+                         Cell(number(row["delta"], signed=True)), Cell(delta_ci_text(row)),
+                         Cell(row["test"] or "—"), Cell(p_text(row["p_value"])),
+                         Cell(p_text(row["p_holm"]), mark="*" if significant(row) else "")]))
+    spec = find(cells["task"].iloc[0])
+    pairing = (f"paired over the seeds both ran (a seed fixes {spec.seed_fixes}), Welch's where no two seeds pair"
+               if spec and spec.seed_fixes else "Welch's (the task's seeds do not pair across strategies)")
     caption = ("n: ok runs with a value / all runs; std: sample std; 95% CI: Student t over seeds (n ≥ 2); "
-               f"Δ and p (Welch's t-test): against the reference strategy {reference or '(none configured)'}; "
-               "metrics without ↑/↓ are not declared by the task and never marked best.")
-    return Table(name, title, caption, ["metric", "strategy", "n", "mean", "std", "95% CI", "Δ", "p"], rows,
-                 [False, False] + [True] * 6)
+               f"Δ: against the reference strategy {reference or '(none configured)'}, with the 95% CI of its test; "
+               f"test: t-test, {pairing}; p (Holm): adjusted across the {cells['p_value'].notna().sum()} p-values "
+               "of this table; metrics without ↑/↓ are not declared by the task and never marked best.")
+    return Table(name, title, caption, ["metric", "strategy", "n", "mean", "std", "95% CI", "Δ", "Δ 95% CI", "test",
+                                        "p", "p (Holm)"], rows, [False, False] + [True] * 6 + [False, True, True])
 
 
 def reference_table(comparison: pd.DataFrame, title: str, name: str) -> Table:
@@ -294,8 +348,8 @@ def changes_table(changes: pd.DataFrame, title: str, name: str) -> Table:
     """Every conclusion against the reference strategy that differs between the protocols."""
     rows = [Row([Cell(row["strategy"]), Cell(row["task"]), Cell(row["benchmark"]), Cell(row["mlsbench"]),
                  Cell(row["corrected"])]) for _, row in changes.iterrows()]
-    caption = ("Strategies whose comparison with their task's reference strategy (headline metric, Welch's t-test "
-               f"at p < {SIGNIFICANCE}) is not the same under the benchmark's protocol (mlsbench) and the corrected "
-               "one: the conclusions that do not survive the corrections.")
+    caption = ("Strategies whose comparison with their task's reference strategy (headline metric, t-test at a "
+               f"Holm-adjusted p < {SIGNIFICANCE}) is not the same under the benchmark's protocol (mlsbench) and the "
+               "corrected one: the conclusions that do not survive the corrections.")
     return Table(name, title, caption, ["strategy", "task", "benchmark", "under mlsbench", "under corrected"], rows,
                  [False] * 5)

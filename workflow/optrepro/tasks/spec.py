@@ -75,6 +75,10 @@ class TaskSpec:
     # `FIELD=VALUE` overrides of the budget `make check` runs a strategy's every benchmark at (optrepro.check): the
     # original's smoke mode where it has one, else a small budget that still calls every strategy function
     check_overrides: tuple[str, ...] = ()
+    # What one seed fixes for every strategy (data, starts, initialisation): runs of one seed pair across
+    # strategies, so the report tests a strategy against the reference paired over their common seeds; empty:
+    # nothing is shared, so Welch's unpaired test
+    seed_fixes: str = ""
     leaderboard_id: str = ""  # the task's `task_id` on the original's public leaderboard (MLS-Bench website data)
     # metric -> the decimals the driver's final line prints it with, where not metrics.DEFAULT_DECIMALS (0: an
     # integer): the precision at which the original printed it, a reference is written and an exact cell compared

@@ -37,6 +37,9 @@ TASK = TaskSpec(
     resolve_config=resolve_config,
     job_resources=job_resources,
     driver="optrepro.tasks.bilevel.driver",
+    # toy_starting_points(seed); hyper-cleaning's set_global_seed(seed) before load_hyperclean_splits
+    seed_fixes="the toy's 1,000 starting points; hyper-cleaning's shuffle, splits, corrupted labels and the "
+               "global seed the model is initialised from",
     leaderboard_id="optimization-bilevel",
     check_overrides=("max_outer_itr=20",),  # hyper-cleaning's first evaluations; the toy is whole (under a second)
     machine_dependent=frozenset({"runtime_sec", "total_runtime_sec", "best_accuracy_runtime_sec",

@@ -57,6 +57,9 @@ TASK = TaskSpec(
     resolve_config=resolve_config,
     job_resources=job_resources,
     driver="optrepro.tasks.dpsgd.driver",
+    # set_global_seed(seed) before the model is built; the Poisson sampler's own generator seeded with it
+    seed_fixes="the model's initialisation and every epoch's Poisson batches (the noise is the mechanism's own "
+               "draw from the seeded global generator)",
     leaderboard_id="optimization-dp-sgd",
     check_overrides=("epochs=1", "max_train_examples=1024", "max_test_examples=1024"),  # 4 steps of 256
     strategy_functions=("DPMechanism",),

@@ -25,6 +25,9 @@ TASK = TaskSpec(
     resolve_config=resolve_config,
     job_resources=job_resources,
     driver="optrepro.tasks.parity.driver",
+    # sample_hidden_secrets(seed), the seeds make_dataset and each run's initialisation get, the mlsbench test seeds
+    seed_fixes="the hidden secrets, the seed each secret's dataset and each run's initialisation are drawn from, "
+               "and under mlsbench the test sets",
     leaderboard_id="optimization-parity",
     check_overrides=tuple(f"{field}={value}" for field, value in SMOKE_OVERRIDES.items()),  # the original's --smoke
     printed_decimals={"num_runs": 0},
