@@ -80,14 +80,19 @@ def runner_command(args: argparse.Namespace, task: str, benchmark: str, run_dir:
             "--sandbox", args.sandbox, "--run-dir", str(run_dir)]
 
 
-def check_benchmark(args: argparse.Namespace, task: str, benchmark: str, scratch: Path) -> tuple[bool | None, str]:
-    """(passed, its line); passed is None where the benchmark could not run here (a dataset not fetched)."""
+def check_benchmark(args: argparse.Namespace, task: str, benchmark: str, scratch: Path,
+                    threads: int) -> tuple[bool | None, str]:
+    """(passed, its line); passed is None where the benchmark could not run here (a dataset not fetched).
+
+    `threads` is the run's share of the cores, as the workflow's train rule gives each job: two runs whose
+    OpenMP threads outnumber the cores spin at each other's barriers (a 14 s parity check took over 300 s)."""
     spec = tasks.get(task)
     dataset = spec.datasets.get(benchmark)
     if dataset and (why := unavailable_data(args.data_root, [dataset])):
         return None, f"skipped {benchmark}: {why} (optrepro-data fetch --dataset {dataset})"
     run_dir = scratch / benchmark
-    done = subprocess.run(runner_command(args, task, benchmark, run_dir), capture_output=True, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    done = subprocess.run(runner_command(args, task, benchmark, run_dir), capture_output=True, text=True, env=env)
     try:
         record = json.loads((run_dir / "record.json").read_text())
     except (OSError, ValueError):
@@ -106,9 +111,10 @@ def check(args: argparse.Namespace) -> int:
     benchmarks = list(tasks.get(task).benchmarks)
     print(f"checking {args.strategy} as a {task} strategy: {len(benchmarks)} benchmark(s) under {PROTOCOL}, "
           f"seed {SEED}, at the check budget", flush=True)
-    with tempfile.TemporaryDirectory(prefix="optrepro-check-") as scratch, \
-            ThreadPoolExecutor(max(1, min(len(benchmarks), os.cpu_count() or 1))) as pool:
-        results = list(pool.map(lambda b: check_benchmark(args, task, b, Path(scratch)), benchmarks))
+    cores = os.cpu_count() or 1
+    workers = max(1, min(len(benchmarks), cores))
+    with tempfile.TemporaryDirectory(prefix="optrepro-check-") as scratch, ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(lambda b: check_benchmark(args, task, b, Path(scratch), cores // workers), benchmarks))
     for _, line in results:
         print(line)
     outcomes = [passed for passed, _ in results if passed is not None]
