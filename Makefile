@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: quick full plan report check test lint bench
+.PHONY: quick verify full plan report check test lint bench
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 
 quick: $(VENV)/.installed  ## the whole workflow at quick scale -> reports/report.html
 	$(SNAKEMAKE) --configfile config/quick.yaml
+
+verify: $(VENV)/.installed  ## a real reproduction on a CPU in under 30 minutes: cells at their own budgets, judged against the original
+	$(SNAKEMAKE) --configfile config/verify.yaml
 
 full: $(VENV)/.installed  ## the full reproduction (config/config.yaml; GPU scale)
 	$(SNAKEMAKE)
