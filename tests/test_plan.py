@@ -48,7 +48,7 @@ def test_plan_expands_all_strategies_and_seeds(tmp_path, monkeypatch):
     assert plan.overrides({"tasks": {"parity": {"overrides": {"max_steps": 10}}}}, "parity") == ["max_steps=10"]
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "verify.yaml"])
 def test_shipped_configs_are_valid(name, at_repo):
     config = load(REPO / "config" / name)
     plan.check_config(config)
@@ -131,8 +131,23 @@ def test_overrides_are_checked_at_configuration_time_and_at_driver_start(tmp_pat
                             else benchmarks[task][0], "mlsbench", spec.parse_overrides(plan.overrides(config, task)))
 
 
+def test_make_verify_runs_only_full_budget_cells_of_the_reference(at_repo):
+    """`make verify` is a reproduction: each of its 129 runs at its benchmark's own budget, each cell one the
+    reference file judges (a baseline the original reports), with the original's three seeds."""
+    config = load(REPO / "config" / "verify.yaml")
+    runs = plan.planned_runs(config)
+    assert len(runs) == 129 and {run.seed for run in runs} == {42, 123, 456}
+    reference = (REPO / config["report"]["reference_file"]).read_text()
+    for run in runs:
+        spec = tasks.get(run.task)
+        assert spec.full_budget(run.benchmark, run.protocol, plan.overrides(config, run.task)), run
+        baseline = run.task != "bilevel" or run.strategy in ("v_pbgd", "g_pbgd", "rhg", "t_rhg")
+        if run.protocol == "mlsbench" and baseline:
+            assert f"{run.task},{run.benchmark},{run.strategy},{run.protocol}," in reference, run
+
+
 def test_the_shipped_configurations_pass_the_override_checks():
-    for name in ("config.yaml", "quick.yaml"):
+    for name in ("config.yaml", "quick.yaml", "verify.yaml"):
         config = load(REPO / "config" / name)
         for task in config["tasks"]:
             assert plan.override_problems(config, task) == [], (name, task)
