@@ -18,8 +18,8 @@ def get_hyperclean_strategy(net):
 '''
 
 
-def test_a_good_strategy_passes_every_benchmark(capsys):
-    assert main([str(REPO / "strategies" / "bilevel" / "v_pbgd.py"), "--data-root", str(REPO / "resources/data")]) == 0
+def test_a_good_strategy_passes_every_benchmark(data_root, capsys):
+    assert main([str(REPO / "strategies" / "bilevel" / "v_pbgd.py"), "--data-root", str(data_root)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].endswith("as a bilevel strategy: 3 benchmark(s) under mlsbench, seed 42, at the check budget")
     assert [line.split(" in ")[0] for line in lines[1:]] == ["ok toy-convergence", "ok hyperclean-linear",
@@ -27,12 +27,12 @@ def test_a_good_strategy_passes_every_benchmark(capsys):
     assert "convergence_steps=261.256000" in lines[1]  # the toy at its own budget: the original's number
 
 
-def test_a_broken_strategy_fails_each_benchmark_with_its_error(tmp_path, capsys):
+def test_a_broken_strategy_fails_each_benchmark_with_its_error(data_root, tmp_path, capsys):
     """Outside strategies/, its task is told by the functions it defines; each benchmark's line is the run's
     one-line error, and the exit status says it failed."""
     path = tmp_path / "mine.py"
     path.write_text(BROKEN_BILEVEL)
-    assert main([str(path), "--data-root", str(REPO / "resources/data")]) == 1
+    assert main([str(path), "--data-root", str(data_root)]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert "as a bilevel strategy" in lines[0] and len(lines) == 4
     assert lines[1].startswith("FAILED toy-convergence: ") and "no toy strategy here" in lines[1]
