@@ -181,3 +181,49 @@ def final_metrics(parsed: Iterable[MetricsLine]) -> dict[str, object]:
             return dict(last[kind].fields)
     return {}
 
+
+
+# A driver under the runner may train several seeds in one process (a grouped job: one cell's seeds); it frames
+# each run: RUN_BEGIN before its lines on stdout and on stderr, RUN_END with the run's exit status after them on
+# stderr. A strategy cannot frame or end a run: its output reaches the driver's stderr prefixed `strategy| `
+# (optrepro.strategy_host), never the driver's stdout.
+RUN_BEGIN = "RUN_BEGIN seed="
+RUN_END = "RUN_END seed="
+_RUN_END = re.compile(re.escape(RUN_END) + r"(-?\d+) status=(\d+)$")
+
+
+def begin_mark(seed: int) -> str:
+    return f"{RUN_BEGIN}{seed}"
+
+
+def end_mark(seed: int, status: int) -> str:
+    return f"{RUN_END}{seed} status={status}"
+
+
+def begun_seed(line: str) -> int | None:
+    """The seed a RUN_BEGIN line starts, else None."""
+    text = line.rstrip("\n")
+    if text.startswith(RUN_BEGIN) and text[len(RUN_BEGIN):].lstrip("-").isdigit():
+        return int(text[len(RUN_BEGIN):])
+    return None
+
+
+def ended_run(line: str) -> tuple[int, int] | None:
+    """(seed, exit status) of a RUN_END line, else None."""
+    match = _RUN_END.match(line.rstrip("\n"))
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def split_runs(text: str) -> dict[int | None, str]:
+    """A grouped driver's stdout cut at its RUN_BEGIN lines: each seed's own lines (without the mark) by seed,
+    and what came before the first mark under None."""
+    runs: dict[int | None, list[str]] = {None: []}
+    current = None
+    for line in text.splitlines(keepends=True):
+        seed = begun_seed(line)
+        if seed is None:
+            runs[current].append(line)
+        else:
+            current = seed
+            runs[current] = []
+    return {seed: "".join(lines) for seed, lines in runs.items()}

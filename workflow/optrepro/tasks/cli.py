@@ -8,9 +8,11 @@ supplies only what differs (`Driver`): the functions a strategy file must
 define, the names it runs among, and how to run one benchmark.
 
 Order at start: overrides are parsed and the configuration resolved and
-validated, the device resolved, the strategy file loaded (for parity and
-parity, bilevel and DP-SGD in a process of its own: optrepro.strategy_host), then the benchmark
-runs; the first failure ends the process.
+validated, the device resolved (a failure here ends every run); then, for
+each `--seed` in turn (the runner's grouped job: one cell's seeds, the fixed
+costs of start-up paid once), the strategy file is loaded afresh (in a
+process of its own: optrepro.strategy_host) and the benchmark runs; a
+failure there ends that run only.
 """
 
 from __future__ import annotations
@@ -28,12 +30,14 @@ import torch
 
 from ..data.manifest import DataError
 from ..device import DEVICE_ENV, DEVICE_LINE, REQUESTS, device_info, resolve_device
+from ..metrics import begin_mark, end_mark
 from ..strategy import StrategyError, load_strategy
 from ..strategy_host import LocalObject, StrategyHost
 from . import get
 from .scale import TaskConfigError
 
 # Failures that are the run's result, not a bug of the driver: one line each, exit status 2.
+DEFAULT_SEED = 42
 ANTICIPATED = (StrategyError, TaskConfigError, DataError, RuntimeError, ValueError, ArithmeticError)
 
 
@@ -84,7 +88,8 @@ def parser(driver: Driver) -> argparse.ArgumentParser:
     result.add_argument("--benchmark", choices=list(task.benchmarks), default=next(iter(task.benchmarks)))
     result.add_argument("--strategy", required=True,
                         help=f"strategy file (defining {', '.join(task.strategy_functions)})")
-    result.add_argument("--seed", type=int, default=42)
+    result.add_argument("--seed", dest="seeds", type=int, action="append", metavar="SEED",
+                        help=f"repeatable: the runs to train in this process, in order (default {DEFAULT_SEED})")
     result.add_argument("--protocol", choices=list(task.protocols), default=next(iter(task.protocols)))
     result.add_argument("--device", choices=REQUESTS, default="auto")
     result.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -101,9 +106,13 @@ def parse_args(driver: Driver, argv: list[str] | None = None) -> argparse.Namesp
 
 
 def main(driver: Driver, argv: list[str] | None = None) -> int:
-    """Run one benchmark as the command line says; every anticipated failure is one `ERROR:` line, status 2."""
+    """Run one benchmark for each `--seed`, in order, each with its strategy loaded afresh (for a hosted strategy
+    a new process, so that nothing a strategy keeps reaches its next run); every anticipated failure is one
+    `ERROR:` line and status 2. A failure before the first run (configuration, device) ends them all; a run's own
+    ends only that run. Under the runner (DEVICE_ENV) each run is framed (metrics.begin_mark, end_mark)."""
     args = parse_args(driver, argv)
     task = get(driver.task)
+    under_runner = os.environ.get(DEVICE_ENV) == "1"
     try:
         overrides = task.parse_overrides(args.overrides)
         if driver.configure:
@@ -111,20 +120,42 @@ def main(driver: Driver, argv: list[str] | None = None) -> int:
         else:
             config = task.resolve_config(args.benchmark, args.protocol, overrides)
         device = resolve_device(args.device)
-        if os.environ.get(DEVICE_ENV) == "1":
+        if under_runner:
             print(DEVICE_LINE + json.dumps(device_info(args.device, device)), file=sys.stderr, flush=True)
+    except ANTICIPATED as exc:
+        return failed(args.strategy, exc)
+    worst = 0
+    for seed in args.seeds or [DEFAULT_SEED]:
+        if under_runner:
+            print(begin_mark(seed), flush=True)
+            print(begin_mark(seed), file=sys.stderr, flush=True)
+        status = run_seed(driver, args, config, seed, device)
+        sys.stdout.flush()  # the run's lines are in its log before it ends, should the process die in the next
+        if under_runner:
+            print(end_mark(seed, status), file=sys.stderr, flush=True)
+        worst = max(worst, status)
+    return worst
+
+
+def run_seed(driver: Driver, args: argparse.Namespace, config: object, seed: int, device: torch.device) -> int:
+    """One run: 0, or 2 after its `ERROR:` line."""
+    try:
         with contextlib.ExitStack() as stack:
             if driver.separate_process:
                 strategy = stack.enter_context(driver.host(args.strategy, device))
             else:
                 strategy = driver.load_strategy(args.strategy)
-            summary = driver.run(strategy, config, args.seed, device)
+            summary = driver.run(strategy, config, seed, device)
     except ANTICIPATED as exc:
-        message = exc.message if isinstance(exc, StrategyError) else str(exc)
-        print(f"ERROR: {args.strategy}: {message}", file=sys.stderr, flush=True)
-        return 2
+        return failed(args.strategy, exc)
     if args.output_dir:
         args.output_dir.mkdir(parents=True, exist_ok=True)
-        path = args.output_dir / driver.summary_file.format(label=args.label, seed=args.seed)
+        path = args.output_dir / driver.summary_file.format(label=args.label, seed=seed)
         path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return 0
+
+
+def failed(strategy: str, exc: Exception) -> int:
+    message = exc.message if isinstance(exc, StrategyError) else str(exc)
+    print(f"ERROR: {strategy}: {message}", file=sys.stderr, flush=True)
+    return 2
