@@ -179,8 +179,10 @@ def test_make_plan_prints_runs_and_device_hours_from_the_job_sizing(capsys, at_r
     rows = plan.costs(config)
     assert len(rows) == 18 and sum(row["runs"] for row in rows) == 810
     toy = next(row for row in rows if (row["benchmark"], row["protocol"]) == ("toy-convergence", "mlsbench"))
-    assert toy["runs"] == 60 and toy["runtime_min"] == plan.job_resources(config, "bilevel", "toy-convergence",
+    assert toy["runs"] == 60 and toy["runtime_min"] == plan.run_resources(config, "bilevel", "toy-convergence",
                                                                            "mlsbench")["runtime"]
+    # a job is a cell: its three seeds' runs one after another
+    assert plan.job_resources(config, "bilevel", "toy-convergence", "mlsbench")["runtime"] == 3 * toy["runtime_min"]
     assert toy["hours"] == pytest.approx(60 * toy["runtime_min"] / 60)
     total = next(line for line in lines if line.startswith("total"))
     assert total.split()[1:] == ["810", f"{sum(row['hours'] for row in rows):.1f}"]

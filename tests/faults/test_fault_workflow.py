@@ -175,7 +175,7 @@ def test_a_failed_fetch_is_retried_with_exactly_the_runs_that_lacked_it(tmp_path
         server.server_close()
     assert "fetch of mnist failed last time; trying again" in result.stderr
     output = result.stdout + result.stderr
-    assert output.count("rule train:") == 1, output[-3000:]
+    assert output.count("rule train_bilevel:") == 1, output[-3000:]
     assert "--benchmark hyperclean-linear" in output and "--benchmark toy-convergence" not in output
     assert json.loads(records["hyperclean-linear"].read_text())["status"] == "ok"
     assert records["toy-convergence"].stat().st_mtime_ns == toy_written

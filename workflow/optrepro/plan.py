@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Mapping
 
 from . import tasks
 from .configuration import WorkflowConfigError, load
@@ -29,6 +30,9 @@ from .provenance import driver_files
 # Where one run's files live, relative to the working folder: the train rule's output pattern and every planned
 # run's folder.
 RUN_DIR = "results/runs/{task}/{protocol}/{benchmark}/{strategy}/seed{seed}"
+# A training job trains one cell (task x protocol x benchmark x strategy), all its seeds in one driver process,
+# or under `train_job: run` one run: the wildcards naming its log and benchmark file.
+CELL = "{task}/{protocol}/{benchmark}/{strategy}"
 # The group of training jobs that share one GPU on a cluster: profiles/slurm sets its size (--group-components).
 GPU_SHARE_GROUP = "gpu_share"
 # The runner's own limit sits below the scheduler's (the same job sizing), so that a run past it is recorded as
@@ -146,7 +150,44 @@ def planned_runs(config: dict) -> list[PlannedRun]:
             for protocol in settings["protocols"]
             for benchmark in settings["benchmarks"]
             for strategy in task_strategies(config, root, task)
-            for seed in settings.get("seeds", config["seeds"])]
+            for seed in task_seeds(config, task)]
+
+
+def task_seeds(config: dict, task: str) -> list[int]:
+    """The task's own seeds, else the top-level ones."""
+    return config["tasks"][task].get("seeds", config["seeds"])
+
+
+# Task settings that choose which runs exist or how the report reads them, not what a run computes: left out of
+# a run's configuration (run_settings), so that adding a strategy, seed or benchmark reruns no existing run.
+PLAN_ONLY_SETTINGS = ("benchmarks", "protocols", "strategies", "seeds", "reference")
+
+
+def run_settings(config: dict, task: str) -> dict:
+    """The part of the configuration one run depends on (the train rules' `--config`): a change reruns it."""
+    settings = {k: v for k, v in config["tasks"][task].items() if k not in PLAN_ONLY_SETTINGS}
+    return {"scale": config["scale"], "device": config["device"], "task": settings}
+
+
+def job_wildcards(config: dict) -> str:
+    """The wildcards of one training job's log and benchmark file."""
+    return CELL + ("/seed{seed}" if config["train_job"] == "run" else "")
+
+
+def job_outputs(config: dict, task: str, name: str) -> list[str]:
+    """A train rule's output patterns for `name` (run.log, record.json): one per seed of the task's cell, or
+    under `train_job: run` the one of a `{seed}` wildcard; the other wildcards left for Snakemake."""
+    if config["train_job"] == "run":
+        return [f"{RUN_DIR}/{name}"]
+    return [RUN_DIR.format(task="{task}", protocol="{protocol}", benchmark="{benchmark}", strategy="{strategy}",
+                           seed=seed) + f"/{name}" for seed in task_seeds(config, task)]
+
+
+def job_seeds(config: dict, wildcards: Mapping[str, str]) -> list[str]:
+    """The runner's `--seed S --run-dir D` pairs of one training job (its wildcards): its cell's, or its run's."""
+    seeds = [int(wildcards["seed"])] if "seed" in wildcards else task_seeds(config, wildcards["task"])
+    cell = (wildcards["task"], wildcards["protocol"], wildcards["benchmark"], wildcards["strategy"])
+    return [option for seed in seeds for option in ("--seed", str(seed), "--run-dir", PlannedRun(*cell, seed).run_dir)]
 
 
 def strategy_file(config: dict, task: str, strategy: str) -> str:
@@ -255,14 +296,22 @@ def gpu_share_group(config: dict, task: str, benchmark: str, protocol: str) -> s
     return GPU_SHARE_GROUP if share == base_gpu_share(config) < 100 else None
 
 
-def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
-    """Memory (mem_mb) and runtime (minutes) one training job should request, sized by its task; a configured
-    `time_limit_s` above the sizing's raises the runtime so that the runner's limit stays below the job's."""
+def run_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
+    """Memory (mem_mb) and runtime (minutes) one run needs, sized by its task; a configured `time_limit_s` above
+    the sizing's raises the runtime so that the runner's limit stays below it."""
     sized = tasks.get(task).job_resources(benchmark, protocol, overrides(config, task))
     configured = config["tasks"][task].get("time_limit_s")  # optional: without it, the limit follows the sizing
     if configured:
         sized["runtime"] = max(sized["runtime"], math.ceil(configured / 60 / TIME_LIMIT_SHARE))
     return sized
+
+
+def job_resources(config: dict, task: str, benchmark: str, protocol: str) -> dict[str, int]:
+    """What one training job requests: a run's memory and, for a cell (its seeds one after another in one
+    process), the runs' runtimes added up."""
+    sized = run_resources(config, task, benchmark, protocol)
+    runs = 1 if config["train_job"] == "run" else len(task_seeds(config, task))
+    return {**sized, "runtime": sized["runtime"] * runs}
 
 
 def time_limit(config: dict, task: str, benchmark: str, protocol: str) -> int:
@@ -271,16 +320,17 @@ def time_limit(config: dict, task: str, benchmark: str, protocol: str) -> int:
     configured = config["tasks"][task].get("time_limit_s")
     if configured:
         return configured
-    return math.floor(job_resources(config, task, benchmark, protocol)["runtime"] * 60 * TIME_LIMIT_SHARE)
+    return math.floor(run_resources(config, task, benchmark, protocol)["runtime"] * 60 * TIME_LIMIT_SHARE)
 
 
 def costs(config: dict) -> list[dict[str, object]]:
-    """Per task x benchmark x protocol, in the configuration's order: the number of runs, each job's memory and
-    time limit (the sizing the cluster profile requests), and the device hours those limits add up to."""
+    """Per task x benchmark x protocol, in the configuration's order: the number of runs, each run's memory and
+    time limit (its job, a cell of them, requests that memory and their times added up), and the device hours
+    those limits add up to."""
     counted = Counter((run.task, run.benchmark, run.protocol) for run in planned_runs(config))
     rows = []
     for (task, benchmark, protocol), runs in counted.items():
-        sized = job_resources(config, task, benchmark, protocol)
+        sized = run_resources(config, task, benchmark, protocol)
         rows.append({"task": task, "benchmark": benchmark, "protocol": protocol, "runs": runs,
                      "mem_mb": sized["mem_mb"], "runtime_min": sized["runtime"],
                      "hours": runs * sized["runtime"] / 60})
@@ -290,7 +340,7 @@ def costs(config: dict) -> list[dict[str, object]]:
 def cost_report(config: dict) -> str:
     """`costs` as the text `make plan` prints."""
     rows = costs(config)
-    header = f"{'task':<8} {'benchmark':<18} {'protocol':<10} {'runs':>5} {'GB/job':>7} {'min/job':>8} {'hours':>8}"
+    header = f"{'task':<8} {'benchmark':<18} {'protocol':<10} {'runs':>5} {'GB/run':>7} {'min/run':>8} {'hours':>8}"
     lines = [header, "-" * len(header)]
     lines += [f"{r['task']:<8} {r['benchmark']:<18} {r['protocol']:<10} {r['runs']:>5} {r['mem_mb'] / 1000:>7.1f} "
               f"{r['runtime_min']:>8} {r['hours']:>8.1f}" for r in rows]
@@ -300,9 +350,9 @@ def cost_report(config: dict) -> str:
         lines.append(f"{task:<38} {sum(r['runs'] for r in mine):>5} {'':>16} {sum(r['hours'] for r in mine):>8.1f}")
     lines.append(f"{'total':<38} {sum(r['runs'] for r in rows):>5} {'':>16} {sum(r['hours'] for r in rows):>8.1f}")
     lines.append(f"scale {config['scale']}, device {config['device']}, {config['train_threads']} CPU thread(s) "
-                 "per job. Each job's time limit is its task's sizing (the task's job_resources: its runs at CPU "
-                 "throughput, with headroom), so the hours are an upper bound of what the runs take on that "
-                 "hardware; a GPU is faster.")
+                 "per job; a job trains one cell's seeds in turn. Each run's time limit is its task's sizing (the "
+                 "task's job_resources: its runs at CPU throughput, with headroom), so the hours are an upper bound "
+                 "of what the runs take on that hardware; a GPU is faster.")
     return "\n".join(lines)
 
 

@@ -52,18 +52,14 @@ def get_dataset_args(wildcards):
     return " ".join(f"--dataset {d}" for d in plan.run_datasets(wildcards.task, wildcards.benchmark))
 
 
+def get_job_seeds(wildcards):
+    """`--seed S --run-dir D` for each run of the job."""
+    return " ".join(plan.job_seeds(config, dict(wildcards.items())))
+
+
 def get_run_config(wildcards):
-    """The part of the configuration one run depends on; a change reruns that run."""
-    return shlex.quote(
-        json.dumps(
-            {
-                "scale": config["scale"],
-                "device": config["device"],
-                "task": config["tasks"][wildcards.task],
-            },
-            sort_keys=True,
-        )
-    )
+    """The part of the configuration one run depends on (plan.run_settings); a change reruns that run."""
+    return shlex.quote(json.dumps(plan.run_settings(config, wildcards.task), sort_keys=True))
 
 
 def get_run_files(name):
@@ -83,7 +79,7 @@ def get_train_runtime(wildcards):
 
 
 def get_time_limit(wildcards):
-    """Seconds the runner gives the run (plan.time_limit: below the job's requested runtime)."""
+    """Seconds the runner gives each run (plan.time_limit: below a run's share of the job's runtime)."""
     return plan.time_limit(config, wildcards.task, wildcards.benchmark, wildcards.protocol)
 
 
