@@ -1,5 +1,6 @@
 """End to end: the real Snakemake workflow on a tiny configuration in a temporary folder."""
 
+import csv
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from optrepro import configuration, plan
 from optrepro.report.reference import read_reference
 from optrepro.report.reproduction import verdicts
 from optrepro.report.summarize import read_table
@@ -104,17 +106,53 @@ def test_summary_and_report(workdir):
     assert "no &lt;b&gt;dataset&lt;/b&gt; for secret" in html and "<b>dataset</b>" not in html
 
 
+def test_a_grouped_job_stays_within_the_memory_it_requests(workdir):
+    """Snakemake's benchmark of each real job (runner, driver and strategy process together, at their peak)
+    against the plan's request for it: a run's memory, as its seeds run one after another."""
+    config = configuration.load(workdir / "tiny.yaml")
+    jobs = sorted((workdir / "benchmarks" / "train" / "parity").rglob("*.tsv"))
+    assert len(jobs) == 6  # 3 strategies x 2 benchmarks, each job both seeds
+    for path in jobs:
+        row = next(csv.DictReader(path.open(), delimiter="\t"))
+        protocol, benchmark = path.relative_to(workdir / "benchmarks" / "train" / "parity").parts[:2]
+        sized = plan.job_resources(config, "parity", benchmark, protocol)
+        assert 0 < float(row["max_rss"]) < sized["mem_mb"], path
+
+
 def test_nothing_to_do_after_a_complete_run(workdir):
     assert planned_jobs(snakemake(workdir, "-n")) == []
 
 
 def test_editing_a_strategy_reruns_only_its_jobs(workdir):
+    """One job per cell: the edited strategy's two benchmarks, each job both seeds."""
     path = workdir / "strategies" / "parity" / "multi_epoch.py"
     path.write_text(path.read_text() + "\n# edited\n")
     jobs = planned_jobs(snakemake(workdir, "-n"))
-    trains = [strategy for rule, strategy in jobs if rule == "train"]
-    assert sorted(trains) == ["multi_epoch"] * 4
-    assert {rule for rule, _ in jobs} == {"train", "collect", "summarize", "draw_figures", "render_report", "all"}
+    trains = [strategy for rule, strategy in jobs if rule == "train_parity"]
+    assert sorted(trains) == ["multi_epoch"] * 2
+    assert {rule for rule, _ in jobs} == {"train_parity", "collect", "summarize", "draw_figures", "render_report",
+                                          "all"}
+
+
+def test_adding_a_strategy_trains_only_its_runs_and_adding_a_seed_its_tasks_cells(workdir, tmp_path):
+    """Through Snakemake: a new strategy file trains its own cells only, both seeds of each in one job; a new
+    seed joins every cell of its task, whose jobs retrain all their seeds (a cell is one job). Jobs out of date
+    before (an edited strategy's, from the test above) are left out of the count."""
+    before = sorted(strategy for rule, strategy in planned_jobs(snakemake(workdir, "-n")) if rule == "train_parity")
+    (workdir / "strategies" / "parity" / "extra.py").write_text(
+        (workdir / "strategies" / "parity" / "multi_epoch.py").read_text())
+    config = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    config["tasks"]["parity"]["strategies"].append("extra")
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(config))
+    output = snakemake(workdir, "-n", "-p", "--configfile", str(tmp_path / "more.yaml"))
+    trains = [strategy for rule, strategy in planned_jobs(output) if rule == "train_parity"]
+    assert sorted(trains) == sorted(before + ["extra", "extra"])
+    assert "--seed 1 --run-dir results/runs/parity/mlsbench/n32-k8/extra/seed1 --seed 2" in output
+    config["seeds"] = [1, 2, 3]
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(config))
+    output = snakemake(workdir, "-n", "--configfile", str(tmp_path / "more.yaml"))
+    trains = [strategy for rule, strategy in planned_jobs(output) if rule == "train_parity"]
+    assert sorted(trains) == sorted(["scaffold_4096", "multi_epoch", "broken", "extra"] * 2)
 
 
 def test_a_dataset_that_fails_verification_fails_its_runs_and_nothing_else(tmp_path):
@@ -172,11 +210,12 @@ def test_the_full_reproduction_plans_from_the_repository_root():
                              "device=cuda"], cwd=REPO, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     shares = [int(share) for share in re.findall(r"gpu_percent=(\d+)", result.stdout)]
-    assert len(shares) == 810 and min(shares) == 25 and max(shares) <= 100
+    assert len(shares) == 810 // 3 and min(shares) == 25 and max(shares) <= 100
     assert yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())["resources"] == [
         "gpu_percent=100"]
     jobs = planned_jobs(result.stdout)
-    assert sum(rule == "train" for rule, _ in jobs) == 810
-    assert {rule for rule, _ in jobs} == {"fetch_data", "train", "list_runs", "collect", "summarize", "write_config",
+    assert sum(rule.startswith("train_") for rule, _ in jobs) == 810 // 3  # a job per cell, three seeds each
+    assert {rule for rule, _ in jobs} == {"fetch_data", "train_parity", "train_bilevel", "train_dpsgd", "list_runs",
+                                          "collect", "summarize", "write_config",
                                           "draw_figures", "render_report", "all"}
     assert sum(rule == "fetch_data" for rule, _ in jobs) == 3
