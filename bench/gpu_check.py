@@ -62,6 +62,15 @@ DRY_RUN_LIMIT_S = 1800
 SHARED_NAME = f"{SHARED_JOBS} small jobs at once vs one after another"
 SHARED = ["-m", "optrepro.tasks.dpsgd", "--benchmark", "mnist", "--strategy", "dpsgd/standard_dpsgd.py",
           "--set", "epochs=1"]
+# A slice of the leaderboard through the real workflow, grouped jobs sharing the device: every shipped strategy x
+# the original's three seeds of one benchmark per task under `mlsbench` (a dry run: each task's first strategy,
+# tiny budgets); (task, benchmark, dry-run overrides).
+SLICE_NAME = "leaderboard slice through the workflow (grouped jobs)"
+SLICE = [("parity", "n32-k8", {"max_steps": 20, "num_hidden_secrets": 1, "num_orderings": 2, "test_set_size": 256,
+                               "max_train_examples": 5000}),
+         ("bilevel", "hyperclean-linear", {"max_outer_itr": 3}),
+         ("dpsgd", "mnist", {"epochs": 1, "max_train_examples": 512, "max_test_examples": 256})]
+SLICE_SEEDS = [42, 123, 456]
 # Side by side with the naive path, in one process on one device: (name, limit, arguments, dry-run arguments).
 SIDE_BY_SIDE = [
     ("parity batched vs one by one", 60, ["bench/parity_speed.py", "--steps", "300"],
@@ -117,6 +126,40 @@ def run_shared(command: list[str], limit: float, env: dict[str, str]) -> dict[st
     return {**one, "seconds": round(together + one["seconds"], 2),
             "result": f"at once {together:.1f} s, one after another {alone:.1f} s (one job {one['seconds']:.1f} s "
                       f"x {SHARED_JOBS}): {alone / together:.1f}x"}
+
+
+def slice_config(device: str, dry_run: bool, data_root: str) -> dict[str, object]:
+    tasks = {task: {"benchmarks": [benchmark], "protocols": ["mlsbench"],
+                    "strategies": sorted(p.stem for p in (STRATEGIES / task).glob("*.py")
+                                         if not p.name.startswith("_"))[:1 if dry_run else None],
+                    **({"overrides": tiny} if dry_run else {})}
+             for task, benchmark, tiny in SLICE}
+    return {"scale": "slice-tiny" if dry_run else "full", "device": device, "seeds": SLICE_SEEDS,
+            "strategy_dir": str(STRATEGIES), "data": {"root": data_root}, "tasks": tasks}
+
+
+def run_slice(config: dict[str, object], folder: Path, limit: float, env: dict[str, str]) -> dict[str, object]:
+    """The slice's training jobs through Snakemake (every core, the default profile's GPU sharing); its wall time
+    and, from the records, how many runs ended ok and the mean seconds of a run per task."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yaml").write_text(json.dumps(config))
+    rules = [f"train_{task}" for task in config["tasks"]]
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "workflow" / "Snakefile"), "--directory",
+               str(folder), "--configfile", str(folder / "config.yaml"), "--workflow-profile",
+               str(REPO / "profiles" / "default"), "--forceall", "--until", *rules]
+    part = run_part(SLICE_NAME, command, limit, env)
+    records = [json.loads(path.read_text()) for path in (folder / "results" / "runs").rglob("record.json")]
+    per_task = {}
+    for task in config["tasks"]:
+        walls = [r["wall_seconds"] for r in records if r["task"] == task and r["status"] == "ok"]
+        per_task[task] = f"{sum(walls) / len(walls):.1f} s/run" if walls else "no run ok"
+    ok = sum(r["status"] == "ok" for r in records)
+    result = (f"{ok} of {len(records)} runs ok in {part['seconds']:.1f} s "
+              f"({3600 * len(records) / max(part['seconds'], 1e-9):.0f} runs/h); "
+              + ", ".join(f"{task} {value}" for task, value in per_task.items()))
+    if part["status"] == "ok" and ok < len(records):
+        part = {**part, "status": "failed", "detail": "runs failed"}
+    return {**part, "result": result}
 
 
 def final_metrics(output: list[str]) -> dict[str, str]:
@@ -204,6 +247,8 @@ def check(args: argparse.Namespace) -> int:
               *(["--set", "max_train_examples=2048", "--set", "max_test_examples=256"] if args.dry_run else [])]
     if chosen(SHARED_NAME):
         record(run_shared(shared, left(120), env))
+    if chosen(SLICE_NAME):
+        record(run_slice(slice_config(device, args.dry_run, data_root), out / "slice", left(300), env))
     print()
     print(table(report))
     print(f"\nwritten: {out / 'gpu_check.json'}")

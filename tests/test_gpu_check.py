@@ -22,7 +22,7 @@ def test_dry_run_runs_every_part(tmp_path, data_root):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     parts = {part["name"]: part for part in report["parts"]}
     expected = {name for name, *_ in gpu_check.FULL} | {name for name, *_ in gpu_check.SIDE_BY_SIDE}
-    assert expected <= set(parts) and len(parts) == len(expected) + 3  # + the tests, start-up, shared jobs
+    assert expected <= set(parts) and len(parts) == len(expected) + 4  # + the tests, start-up, shared jobs, slice
     assert {part["status"] for part in parts.values()} == {"ok"}
     assert report["dry_run"] and report["environment"]["device"] == "cpu"
     assert "skipped" in parts["CUDA tests (pytest -m cuda)"]["result"]  # no GPU here: the tests say so
@@ -30,6 +30,7 @@ def test_dry_run_runs_every_part(tmp_path, data_root):
         assert "score=" in parts[name]["result"], parts[name]
     assert all(part["seconds"] > 0 for part in parts.values())
     assert "at once" in parts[f"{gpu_check.SHARED_JOBS} small jobs at once vs one after another"]["result"]
+    assert parts[gpu_check.SLICE_NAME]["result"].startswith("9 of 9 runs ok")  # 3 tasks x 1 strategy x 3 seeds
     assert "part" in done.stdout and "seconds" in done.stdout  # the table
 
 
