@@ -34,6 +34,8 @@ def workflow(configfile: Path, mode: str, until: list[str], data: Path | None) -
         workdir = Path(folder)
         config = yaml.safe_load(configfile.read_text())
         config["strategy_dir"] = str(REPO / config.get("strategy_dir", "strategies"))
+        if "reference_file" in config.get("report", {}):
+            config["report"]["reference_file"] = str(REPO / config["report"]["reference_file"])
         config["train_job"] = mode
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
         if data is not None:
