@@ -5,7 +5,7 @@
 --seed 123 --run-dir results/runs/.../seed123`
 
 The driver runs as a subprocess in its own process group and trains the seeds
-in turn, paying its start-up (interpreter, imports, device, data) once, each
+in turn, paying its start-up (interpreter, imports, device; the data check) once, each
 run with its strategy in a new process (optrepro.tasks.cli). It frames each
 run's lines (metrics.begin_mark): the run's stdout becomes its `run.log` and
 its record `record.json` is written last, both atomically. Each run has the
